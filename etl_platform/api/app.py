@@ -1,0 +1,59 @@
+"""The FastAPI service: one router per concern, assembled here around one warehouse engine."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+import sqlalchemy as sa
+from fastapi import FastAPI, HTTPException
+from fastapi.concurrency import run_in_threadpool
+from pydantic import BaseModel, Field
+
+from etl_platform.api import cves
+from etl_platform.api.deps import Engine
+from etl_platform.defs.cve import tables as cve_tables
+from etl_platform.lib import settings
+from etl_platform.lib.warehouse import engine_for
+
+# The tables every router reads; created at startup when missing, so that an empty
+# warehouse answers with empty results rather than errors.
+WAREHOUSE_METADATA = (cve_tables.metadata,)
+
+
+class Health(BaseModel):
+    status: str = Field(description="`ok` when the warehouse answered a `SELECT 1`")
+    warehouse: str = Field(description="SQLAlchemy dialect of the warehouse: `postgresql` or `sqlite`")
+
+
+def create_app(warehouse_url: str | None = None) -> FastAPI:
+    """The API on `warehouse_url` (default: `ETL_WAREHOUSE_URL`, read when the app starts)."""
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        engine = engine_for(warehouse_url or settings.warehouse_url())
+        for metadata in WAREHOUSE_METADATA:
+            await run_in_threadpool(metadata.create_all, engine, checkfirst=True)
+        app.state.engine = engine
+        yield
+        engine.dispose()
+
+    app = FastAPI(
+        title="etl-platform API",
+        version="1.0.0",
+        description="Read access to the warehouse built by the etl-platform Dagster pipelines.",
+        lifespan=lifespan,
+    )
+    app.include_router(cves.router, prefix="/api/v1")
+
+    @app.get("/healthz", response_model=Health, tags=["ops"], summary="Liveness and warehouse check")
+    def healthz(engine: Engine) -> Health:
+        """Answers `ok` once the warehouse has run a `SELECT 1`; 503 when it cannot."""
+        try:
+            with engine.connect() as connection:
+                connection.execute(sa.select(sa.literal(1))).scalar_one()
+        except sa.exc.SQLAlchemyError as error:
+            raise HTTPException(503, detail=f"warehouse unavailable: {type(error).__name__}") from error
+        return Health(status="ok", warehouse=engine.dialect.name)
+
+    return app

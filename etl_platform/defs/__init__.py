@@ -1,0 +1,1 @@
+"""Source domains: one folder each, the same file names in every folder."""

@@ -1,0 +1,117 @@
+"""The NVD CVE API 2.0 client, as a Dagster resource.
+
+https://nvd.nist.gov/developers/vulnerabilities — `lastModStartDate` / `lastModEndDate`
+(at most 120 days apart), paged with `startIndex` / `resultsPerPage` (at most 2000), the key
+in an `apiKey` header. NVD allows 5 requests per rolling 30 s without a key, 50 with one,
+and often signals throttling with 403 or 503 and no `Retry-After`.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from dagster import ConfigurableResource
+from pydantic import Field
+
+from etl_platform.lib import settings
+from etl_platform.lib.http import RETRYABLE_STATUSES, HttpClient, RateLimiter, SourceError
+
+NVD_API_URL = "https://services.nvd.nist.gov/rest/json/cves/2.0"
+MAX_RESULTS_PER_PAGE = 2000
+
+
+class NvdPageError(SourceError):
+    """A page that is not what the API 2.0 schema promises (not JSON, wrong shape, short)."""
+
+
+@dataclass(frozen=True)
+class NvdPage:
+    """One page as the API sent it (`body`, kept byte for byte) and its parsed header."""
+
+    start_index: int
+    total_results: int
+    vulnerabilities: list[dict[str, Any]]
+    body: bytes
+
+    @property
+    def count(self) -> int:
+        return len(self.vulnerabilities)
+
+
+def nvd_timestamp(moment: datetime) -> str:
+    """Extended ISO-8601 with milliseconds and an explicit UTC offset, as NVD documents."""
+    return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
+
+
+def parse_page(body: bytes, start_index: int, where: str) -> NvdPage:
+    """Parse and check one response body; raise `NvdPageError` saying what is wrong."""
+    try:
+        document = json.loads(body)
+    except ValueError as error:
+        raise NvdPageError(f"{where}: the body is not valid JSON ({error}); first bytes: {body[:80]!r}") from error
+    if not isinstance(document, dict):
+        raise NvdPageError(f"{where}: expected a JSON object, got {type(document).__name__}")
+    vulnerabilities = document.get("vulnerabilities")
+    total = document.get("totalResults")
+    if not isinstance(vulnerabilities, list) or not isinstance(total, int):
+        raise NvdPageError(f"{where}: the page has no 'vulnerabilities' list or no integer 'totalResults'")
+    if document.get("startIndex", start_index) != start_index:
+        raise NvdPageError(f"{where}: asked for startIndex {start_index}, got {document.get('startIndex')}")
+    return NvdPage(start_index, total, vulnerabilities, body)
+
+
+class NvdResource(ConfigurableResource):
+    """NVD CVE API 2.0 (`NVD_API_URL`, optional `NVD_API_KEY`)."""
+
+    api_url: str | None = Field(default=None, description="base URL; default NVD_API_URL or the public API")
+    api_key: str | None = Field(default=None, description="API key; default NVD_API_KEY (sent as a header)")
+    results_per_page: int = Field(default=MAX_RESULTS_PER_PAGE, ge=1, le=MAX_RESULTS_PER_PAGE)
+    requests_per_window: int | None = Field(
+        default=None, description="rate limit; default 5 per window without a key, 50 with one"
+    )
+    window_seconds: float = Field(default=30.0, description="the rate limit's rolling window")
+    timeout_seconds: float = 60.0
+    attempts: int = 8
+    backoff_seconds: float = 6.0
+
+    def resolved_url(self) -> str:
+        return self.api_url or settings.env("NVD_API_URL", NVD_API_URL)
+
+    def client(self, logger: logging.Logger | logging.LoggerAdapter | None = None) -> NvdClient:
+        key = self.api_key or settings.env("NVD_API_KEY")
+        limit = self.requests_per_window or (50 if key else 5)
+        http = HttpClient(
+            name="NVD",
+            headers={"apiKey": key} if key else {},
+            timeout=self.timeout_seconds,
+            attempts=self.attempts,
+            backoff_seconds=self.backoff_seconds,
+            # NVD throttles with 403 as often as with 429 or 503.
+            retry_statuses=RETRYABLE_STATUSES | {403},
+            rate_limiter=RateLimiter(limit, self.window_seconds),
+            logger=logger or logging.getLogger(__name__),
+        )
+        return NvdClient(http=http, url=self.resolved_url(), results_per_page=self.results_per_page)
+
+
+@dataclass
+class NvdClient:
+    http: HttpClient
+    url: str
+    results_per_page: int
+
+    def page(self, window: tuple[datetime, datetime], start_index: int) -> NvdPage:
+        """The page at `start_index` of the CVEs last modified within `window`."""
+        params = {
+            "lastModStartDate": nvd_timestamp(window[0]),
+            "lastModEndDate": nvd_timestamp(window[1]),
+            "startIndex": start_index,
+            "resultsPerPage": self.results_per_page,
+        }
+        response = self.http.get(self.url, params)
+        where = f"NVD page startIndex={start_index} of {params['lastModStartDate']}..{params['lastModEndDate']}"
+        return parse_page(response.content, start_index, where)

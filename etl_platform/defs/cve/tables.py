@@ -1,0 +1,88 @@
+"""Warehouse tables of the `cve` group (DESIGN.md contract), declared once as data.
+
+The generic merge reads everything it needs from here: primary keys, the version column
+that makes newer records win, and the foreign keys that make child tables replaceable.
+"""
+
+import sqlalchemy as sa
+
+metadata = sa.MetaData()
+UTC_TIMESTAMP = sa.DateTime(timezone=True)
+
+cve = sa.Table(
+    "cve",
+    metadata,
+    sa.Column("cve_id", sa.Text, primary_key=True),
+    sa.Column("cve_key", sa.BigInteger, unique=True, nullable=False, comment="CVE-YYYY-N as YYYY * 10^10 + N"),
+    sa.Column("source_identifier", sa.Text),
+    sa.Column("description", sa.Text, comment="the English description"),
+    sa.Column("published", UTC_TIMESTAMP),
+    sa.Column("last_modified", UTC_TIMESTAMP, nullable=False),
+    sa.Column("vuln_status", sa.Text),
+    sa.Column("cisa_exploit_add", sa.Date),
+    sa.Column("cisa_action_due", sa.Date),
+    sa.Column("cisa_required_action", sa.Text),
+    sa.Column("cisa_vulnerability_name", sa.Text),
+    sa.Column("cve_tags", sa.Text, comment="JSON list of tag objects"),
+    sa.Index("ix_cve_last_modified", "last_modified"),
+    info={"version_column": "last_modified"},
+)
+
+
+def _child(name: str, *columns: sa.Column) -> sa.Table:
+    return sa.Table(
+        name,
+        metadata,
+        sa.Column("cve_key", sa.BigInteger, sa.ForeignKey("cve.cve_key"), nullable=False, index=True),
+        *columns,
+    )
+
+
+cve_metric = _child(
+    "cve_metric",
+    sa.Column("cvss_version", sa.Text, nullable=False),
+    sa.Column("source", sa.Text),
+    sa.Column("type", sa.Text),
+    sa.Column("base_score", sa.Numeric(3, 1)),
+    sa.Column("base_severity", sa.Text),
+    sa.Column("vector_string", sa.Text),
+    sa.Column("exploitability_score", sa.Numeric(3, 1)),
+    sa.Column("impact_score", sa.Numeric(3, 1)),
+)
+cve_weakness = _child(
+    "cve_weakness",
+    sa.Column("source", sa.Text),
+    sa.Column("type", sa.Text),
+    sa.Column("cwe_id", sa.Text, nullable=False),
+)
+cve_reference = _child(
+    "cve_reference",
+    sa.Column("url", sa.Text, nullable=False),
+    sa.Column("source", sa.Text),
+    sa.Column("tags", sa.Text, comment="JSON list"),
+)
+cve_cpe_match = _child(
+    "cve_cpe_match",
+    sa.Column("configuration", sa.Integer, nullable=False),
+    sa.Column("node", sa.Integer, nullable=False),
+    sa.Column("node_operator", sa.Text),
+    sa.Column("node_negate", sa.Boolean),
+    sa.Column("criteria", sa.Text, nullable=False),
+    sa.Column("match_criteria_id", sa.Text),
+    sa.Column("vulnerable", sa.Boolean, nullable=False),
+    sa.Column("version_start_including", sa.Text),
+    sa.Column("version_start_excluding", sa.Text),
+    sa.Column("version_end_including", sa.Text),
+    sa.Column("version_end_excluding", sa.Text),
+)
+cve_change = sa.Table(
+    "cve_change",
+    metadata,
+    sa.Column("cve_key", sa.BigInteger, primary_key=True),
+    sa.Column("partition_date", sa.Date, primary_key=True),
+    sa.Column("change", sa.Text, nullable=False, comment="new | changed"),
+    sa.Column("last_modified", UTC_TIMESTAMP, nullable=False),
+    sa.Column("previous_last_modified", UTC_TIMESTAMP),
+)
+
+CHILD_TABLES = (cve_metric, cve_weakness, cve_reference, cve_cpe_match)

@@ -1,0 +1,1 @@
+"""Cross-cutting operations: retention, backups, alerting."""

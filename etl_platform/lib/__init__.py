@@ -1,0 +1,1 @@
+"""Generic, domain-free building blocks: settings, storage, warehouse, HTTP, checks."""

@@ -1,0 +1,239 @@
+"""One generic, idempotent upsert ("merge") for every table of every domain.
+
+What a table needs is declared once, on its SQLAlchemy `Table`:
+- the merge key is its primary key;
+- `info={"version_column": "last_modified"}` makes newer versions win: a staged row never
+  overwrites a stored row with a higher version, whatever order partitions load in;
+- child tables are the tables whose foreign keys point at it; when a parent row is inserted or
+  really changes, its children are replaced (deleted, then inserted from the new version).
+
+Rows are staged into a temporary table (Postgres: CSV `COPY`; SQLite: batched inserts), then
+merged with `INSERT ... SELECT ... ON CONFLICT DO UPDATE` that updates only rows whose content
+differs, so re-running a load writes nothing. The caller owns the transaction.
+"""
+
+from __future__ import annotations
+
+import io
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+
+import pandas as pd
+import pyarrow as pa
+import pyarrow.csv as pa_csv
+import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql, sqlite
+
+COPY_CHUNK_ROWS = 50_000
+SQLITE_BATCH_ROWS = 5_000
+
+
+class MergeError(ValueError):
+    """The rows cannot be merged into the table as declared (unknown columns, missing keys...)."""
+
+
+@dataclass
+class MergeResult:
+    """What a merge did, for materialization metadata."""
+
+    table: str
+    staged: int = 0
+    inserted: int = 0
+    updated: int = 0
+    unchanged: int = 0
+    duplicates_dropped: int = 0
+    children: dict[str, int] = field(default_factory=dict)
+
+    def as_metadata(self) -> dict[str, int]:
+        rows = {
+            f"{self.table}/staged": self.staged,
+            f"{self.table}/inserted": self.inserted,
+            f"{self.table}/updated": self.updated,
+            f"{self.table}/unchanged_or_older": self.unchanged,
+        }
+        rows.update({f"{name}/rows_replaced": count for name, count in self.children.items()})
+        return rows
+
+
+def merge(
+    connection: sa.Connection,
+    table: sa.Table,
+    frame: pd.DataFrame,
+    children: Mapping[sa.Table, pd.DataFrame] | None = None,
+) -> MergeResult:
+    """Upsert `frame` into `table` and replace the children of every parent that changed."""
+    children = children or {}
+    columns = _columns_of(table, frame)
+    key = [c.name for c in table.primary_key.columns]
+    if not key:
+        raise MergeError(f"table {table.name} has no primary key to merge on")
+    frame, dropped = _deduplicate(frame, key, table.info.get("version_column"))
+    result = MergeResult(table=table.name, staged=len(frame), duplicates_dropped=dropped)
+
+    stage = _stage(connection, table, frame, columns)
+    existing = connection.execute(
+        sa.select(sa.func.count()).select_from(stage.join(table, _key_match(stage, table, key)))
+    ).scalar_one()
+    links = {child: _link_columns(child, table) for child in children}
+    returned = sorted({parent_col for pairs in links.values() for _, parent_col in pairs})
+    statement = _upsert_statement(connection, table, stage, columns, key)
+    if returned:
+        affected = _temp_table(connection, f"_affected_{table.name}", [table.c[c] for c in returned])
+        changed = _collect_affected(connection, statement, affected, returned)
+        for child, child_frame in children.items():
+            result.children[child.name] = _replace_children(connection, child, child_frame, affected, links[child])
+        affected.drop(connection)
+    else:
+        changed = _rowcount(connection, statement)
+    stage.drop(connection)
+
+    result.inserted = len(frame) - existing
+    result.updated = changed - result.inserted
+    result.unchanged = existing - result.updated
+    return result
+
+
+def _columns_of(table: sa.Table, frame: pd.DataFrame) -> list[str]:
+    unknown = [c for c in frame.columns if c not in table.c]
+    if unknown:
+        raise MergeError(f"columns {unknown} are not in table {table.name}")
+    missing = [c.name for c in table.primary_key.columns if c.name not in frame.columns]
+    if missing:
+        raise MergeError(f"key columns {missing} of table {table.name} are missing from the rows")
+    return [c.name for c in table.columns if c.name in frame.columns]
+
+
+def _deduplicate(frame: pd.DataFrame, key: list[str], version: str | None) -> tuple[pd.DataFrame, int]:
+    # A key may come twice in one batch (a source repeating a record); the newest one is kept.
+    duplicated = frame.duplicated(key, keep=False)
+    if not duplicated.any():
+        return frame, 0
+    ordered = frame.sort_values(version, kind="stable") if version else frame
+    kept = ordered.drop_duplicates(key, keep="last")
+    return kept, len(frame) - len(kept)
+
+
+def _key_match(left: sa.Table, right: sa.Table, key: Sequence[str]) -> sa.ColumnElement[bool]:
+    return sa.and_(*(left.c[k] == right.c[k] for k in key))
+
+
+def _temp_table(connection: sa.Connection, name: str, columns: Sequence[sa.Column]) -> sa.Table:
+    temp = sa.Table(
+        name,
+        sa.MetaData(),
+        *(sa.Column(c.name, c.type) for c in columns),
+        prefixes=["TEMPORARY"],
+    )
+    temp.create(connection)
+    return temp
+
+
+def _stage(connection: sa.Connection, table: sa.Table, frame: pd.DataFrame, columns: list[str]) -> sa.Table:
+    stage = _temp_table(connection, f"_stage_{table.name}", [table.c[c] for c in columns])
+    load_rows(connection, stage, frame[columns])
+    return stage
+
+
+def load_rows(connection: sa.Connection, table: sa.Table, frame: pd.DataFrame) -> None:
+    """Bulk-insert a frame: `COPY` on Postgres, batched executemany elsewhere."""
+    if frame.empty:
+        return
+    if connection.dialect.name == "postgresql":
+        _copy_into(connection, table, frame)
+        return
+    for start in range(0, len(frame), SQLITE_BATCH_ROWS):
+        connection.execute(table.insert(), _records(frame.iloc[start : start + SQLITE_BATCH_ROWS]))
+
+
+def _records(frame: pd.DataFrame) -> list[dict]:
+    # None, not NaN/NaT, is what a database driver understands as NULL.
+    return frame.astype(object).where(frame.notna(), None).to_dict("records")
+
+
+def _copy_into(connection: sa.Connection, table: sa.Table, frame: pd.DataFrame) -> None:
+    from psycopg import sql
+
+    statement = sql.SQL("COPY {} ({}) FROM STDIN (FORMAT CSV)").format(
+        sql.Identifier(table.name), sql.SQL(", ").join(sql.Identifier(c) for c in frame.columns)
+    )
+    options = pa_csv.WriteOptions(include_header=False, quoting_style="needed")
+    cursor = connection.connection.driver_connection.cursor()
+    with cursor.copy(statement) as copy:
+        for start in range(0, len(frame), COPY_CHUNK_ROWS):
+            buffer = io.BytesIO()
+            chunk = pa.Table.from_pandas(frame.iloc[start : start + COPY_CHUNK_ROWS], preserve_index=False)
+            pa_csv.write_csv(chunk, buffer, options)
+            copy.write(buffer.getvalue())
+    cursor.close()
+
+
+def _upsert_statement(
+    connection: sa.Connection, table: sa.Table, stage: sa.Table, columns: list[str], key: list[str]
+):
+    insert = postgresql.insert if connection.dialect.name == "postgresql" else sqlite.insert
+    # "WHERE true" keeps SQLite from reading ON CONFLICT as a join constraint.
+    source = sa.select(*(stage.c[c] for c in columns)).where(sa.true())
+    statement = insert(table).from_select(columns, source)
+    values = [c for c in columns if c not in key]
+    if not values:
+        return statement.on_conflict_do_nothing(index_elements=key)
+    excluded = statement.excluded
+    changed = sa.tuple_(*(table.c[c] for c in values)).is_distinct_from(
+        sa.tuple_(*(excluded[c] for c in values))
+    )
+    version = table.info.get("version_column")
+    condition = sa.and_(table.c[version] <= excluded[version], changed) if version else changed
+    return statement.on_conflict_do_update(
+        index_elements=key, set_={c: excluded[c] for c in values}, where=condition
+    )
+
+
+def _collect_affected(connection: sa.Connection, statement, affected: sa.Table, returned: list[str]) -> int:
+    """Run the upsert and keep the link columns of every row it inserted or updated."""
+    statement = statement.returning(*(statement.table.c[c] for c in returned))
+    if connection.dialect.name == "postgresql":
+        changed = statement.cte("changed")
+        return _rowcount(connection, sa.insert(affected).from_select(returned, sa.select(*changed.c)))
+    rows = [dict(zip(returned, row)) for row in connection.execute(statement)]
+    if rows:
+        connection.execute(affected.insert(), rows)
+    return len(rows)
+
+
+def _rowcount(connection: sa.Connection, statement) -> int:
+    # SQLAlchemy reports rowcount of INSERT ... SELECT only when asked to keep it.
+    return connection.execute(statement.execution_options(preserve_rowcount=True)).rowcount
+
+
+def _link_columns(child: sa.Table, parent: sa.Table) -> list[tuple[str, str]]:
+    pairs = [(fk.parent.name, fk.column.name) for fk in child.foreign_keys if fk.column.table.name == parent.name]
+    if not pairs:
+        raise MergeError(f"table {child.name} has no foreign key to {parent.name}")
+    return pairs
+
+
+def _replace_children(
+    connection: sa.Connection,
+    child: sa.Table,
+    frame: pd.DataFrame,
+    affected: sa.Table,
+    pairs: list[tuple[str, str]],
+) -> int:
+    columns = _columns_of_child(child, frame)
+    child_cols = sa.tuple_(*(child.c[c] for c, _ in pairs))
+    parents = sa.select(*(affected.c[p] for _, p in pairs))
+    connection.execute(sa.delete(child).where(child_cols.in_(parents)))
+    stage = _temp_table(connection, f"_stage_{child.name}", [child.c[c] for c in columns])
+    load_rows(connection, stage, frame[columns])
+    staged_cols = sa.tuple_(*(stage.c[c] for c, _ in pairs))
+    source = sa.select(*(stage.c[c] for c in columns)).where(staged_cols.in_(parents))
+    inserted = _rowcount(connection, sa.insert(child).from_select(columns, source))
+    stage.drop(connection)
+    return inserted
+
+
+def _columns_of_child(child: sa.Table, frame: pd.DataFrame) -> list[str]:
+    unknown = [c for c in frame.columns if c not in child.c]
+    if unknown:
+        raise MergeError(f"columns {unknown} are not in table {child.name}")
+    return [c.name for c in child.columns if c.name in frame.columns]
