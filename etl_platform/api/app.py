@@ -23,7 +23,9 @@ WAREHOUSE_METADATA = (cve_tables.metadata,)
 
 class Health(BaseModel):
     status: str = Field(description="`ok` when the warehouse answered a `SELECT 1`")
-    warehouse: str = Field(description="SQLAlchemy dialect of the warehouse: `postgresql` or `sqlite`")
+    warehouse: str = Field(
+        description="SQLAlchemy dialect of the warehouse: `postgresql` or `sqlite`"
+    )
 
 
 def create_app(warehouse_url: str | None = None) -> FastAPI:
@@ -46,14 +48,17 @@ def create_app(warehouse_url: str | None = None) -> FastAPI:
     )
     app.include_router(cves.router, prefix="/api/v1")
 
-    @app.get("/healthz", response_model=Health, tags=["ops"], summary="Liveness and warehouse check")
+    @app.get(
+        "/healthz", response_model=Health, tags=["ops"], summary="Liveness and warehouse check"
+    )
     def healthz(engine: Engine) -> Health:
         """Answers `ok` once the warehouse has run a `SELECT 1`; 503 when it cannot."""
         try:
             with engine.connect() as connection:
                 connection.execute(sa.select(sa.literal(1))).scalar_one()
         except sa.exc.SQLAlchemyError as error:
-            raise HTTPException(503, detail=f"warehouse unavailable: {type(error).__name__}") from error
+            detail = f"warehouse unavailable: {type(error).__name__}"
+            raise HTTPException(503, detail=detail) from error
         return Health(status="ok", warehouse=engine.dialect.name)
 
     return app
