@@ -26,7 +26,7 @@ SEQUENCE_SPAN = 10**10
 
 
 def cve_key(cve_id: str | None) -> int | None:
-    """Integer form of a CVE id (`CVE-2023-27314` -> 202300000027314); None if malformed."""
+    """Integer form of a CVE id (`CVE-2023-27314` -> 20230000027314); None if malformed."""
     match = CVE_ID.match(cve_id or "")
     if not match:
         return None
