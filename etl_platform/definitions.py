@@ -2,9 +2,9 @@
 
 from dagster import Definitions, in_process_executor
 
-from etl_platform.defs.cve.definitions import defs as cve_defs
+from etl_platform.defs.cve import definitions as cve
 from etl_platform.defs.cve.resources import NvdResource
-from etl_platform.defs.ops.definitions import defs as ops_defs
+from etl_platform.defs.ops import definitions as ops
 from etl_platform.lib.storage import JsonIOManagerFactory, ParquetIOManagerFactory, StorageResource
 from etl_platform.lib.warehouse import WarehouseResource
 
@@ -20,9 +20,10 @@ def build_resources() -> dict:
     }
 
 
+# Domain modules are imported, not their Definitions objects: the CLI accepts one per module.
 defs = Definitions.merge(
-    cve_defs,
-    ops_defs,
+    cve.defs,
+    ops.defs,
     Definitions(
         resources=build_resources(),
         # Steps here are small: the multiprocess executor's ~2 s per step would dominate a run.

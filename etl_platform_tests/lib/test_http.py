@@ -1,0 +1,314 @@
+"""HttpClient, RateLimiter and parse_retry_after, against real HTTP servers on loopback."""
+
+from __future__ import annotations
+
+import logging
+import socket
+import time
+import types
+from datetime import datetime, timedelta, timezone
+from email.utils import format_datetime
+
+import pytest
+
+from etl_platform.devservers import NvdStandIn
+from etl_platform.devservers.nvd import Fault
+from etl_platform.lib import http as http_lib
+from etl_platform.lib.http import HttpClient, RateLimiter, SourceError, parse_retry_after
+
+SAMPLE_DAY = {"lastModStartDate": "2023-10-18T00:00:00.000", "lastModEndDate": "2023-10-18T23:59:59.999"}
+SECRET = "k3y-0f-the-test-9f1c2b"
+
+
+@pytest.fixture
+def nvd():
+    with NvdStandIn() as server:
+        yield server
+
+
+def client(**overrides) -> HttpClient:
+    """A client with quick backoff so retries cost milliseconds, not seconds."""
+    options = {"name": "nvd", "timeout": 5.0, "attempts": 4, "backoff_seconds": 0.01, "max_backoff_seconds": 5.0}
+    return HttpClient(**(options | overrides))
+
+
+def request_gaps(server: NvdStandIn) -> list[float]:
+    times = [r["time"] for r in server.requests]
+    return [later - earlier for earlier, later in zip(times, times[1:])]
+
+
+class FakeClock:
+    """A monotonic clock that only moves when the code under test sleeps (or the test advances it)."""
+
+    def __init__(self) -> None:
+        self.now = 0.0
+        self.slept: list[float] = []
+
+    def __call__(self) -> float:
+        return self.now
+
+    def sleep(self, seconds: float) -> None:
+        self.slept.append(seconds)
+        self.now += seconds
+
+
+@pytest.fixture
+def fake_clock(monkeypatch) -> FakeClock:
+    clock = FakeClock()
+    monkeypatch.setattr(http_lib, "time", types.SimpleNamespace(sleep=clock.sleep, monotonic=clock))
+    return clock
+
+
+class CountingLimiter(RateLimiter):
+    def __init__(self) -> None:
+        super().__init__(max_calls=1000, period=60)
+        self.acquired = 0
+
+    def acquire(self) -> float:
+        self.acquired += 1
+        return super().acquire()
+
+
+# --------------------------------------------------------------------------- successful calls
+
+
+def test_a_plain_get_returns_the_response(nvd):
+    response = client().get(nvd.url, params=SAMPLE_DAY)
+
+    assert response.status_code == 200
+    assert response.json()["totalResults"] == 38
+    assert len(nvd.requests) == 1
+
+
+def test_configured_headers_are_sent_with_every_request(nvd):
+    client(headers={"apiKey": SECRET}).get(nvd.url, params=SAMPLE_DAY)
+
+    headers = nvd.requests[0]["headers"]
+    assert headers["apiKey"] == SECRET
+    assert headers["Accept"] == "application/json"
+    assert headers["User-Agent"] == "etl-platform"
+
+
+# --------------------------------------------------------------------------- retries
+
+
+def test_429_with_retry_after_is_waited_out_then_retried(nvd):
+    nvd.inject(Fault.status(429, retry_after=1))
+
+    response = client(backoff_seconds=0.01).get(nvd.url, params=SAMPLE_DAY)
+
+    assert response.status_code == 200
+    assert len(nvd.requests) == 2
+    [gap] = request_gaps(nvd)
+    assert 0.95 <= gap < 1.8, f"Retry-After: 1 should mean a ~1 s pause, not {gap:.2f} s"
+
+
+def test_retry_after_is_capped_at_max_backoff(nvd):
+    nvd.inject(Fault.status(503, retry_after=30))
+
+    started = time.monotonic()
+    response = client(max_backoff_seconds=0.2).get(nvd.url, params=SAMPLE_DAY)
+
+    assert response.status_code == 200
+    assert time.monotonic() - started < 2
+
+
+@pytest.mark.parametrize("status", [500, 502, 503, 504])
+def test_server_errors_are_retried(nvd, status):
+    nvd.inject(Fault.status(status), times=2)
+
+    response = client().get(nvd.url, params=SAMPLE_DAY)
+
+    assert response.status_code == 200
+    assert len(nvd.requests) == 3
+
+
+def test_a_status_outside_retry_statuses_fails_at_once_with_the_servers_message(nvd):
+    with pytest.raises(SourceError) as raised:
+        client().get(nvd.url, params={"noSuchParameter": "1"})
+
+    message = str(raised.value)
+    assert message.startswith("nvd: HTTP 404 from ")
+    assert "Unsupported parameter(s) noSuchParameter" in message
+    assert len(nvd.requests) == 1
+
+
+def test_retry_statuses_are_configurable(nvd):
+    nvd.inject(Fault.status(503))
+
+    with pytest.raises(SourceError, match="HTTP 503"):
+        client(retry_statuses=frozenset({429})).get(nvd.url, params=SAMPLE_DAY)
+    assert len(nvd.requests) == 1
+
+
+def test_exhausted_attempts_raise_source_error_naming_source_and_attempts(nvd):
+    nvd.inject(Fault.status(503), times=10)
+
+    with pytest.raises(SourceError) as raised:
+        client(attempts=3).get(nvd.url, params=SAMPLE_DAY)
+
+    assert "nvd: gave up after 3 attempts" in str(raised.value)
+    assert "HTTP 503" in str(raised.value)
+    assert len(nvd.requests) == 3
+
+
+def test_a_read_timeout_is_retried(nvd):
+    nvd.inject(Fault.delay(1.0))
+
+    response = client(timeout=0.3).get(nvd.url, params=SAMPLE_DAY)
+
+    assert response.status_code == 200
+    assert len(nvd.requests) == 2
+
+
+def test_read_timeouts_on_every_attempt_raise_source_error(nvd):
+    nvd.inject(Fault.delay(1.0), times=2)
+
+    with pytest.raises(SourceError, match=r"nvd: gave up after 2 attempts .*Timeout"):
+        client(timeout=0.2, attempts=2).get(nvd.url, params=SAMPLE_DAY)
+
+
+def test_connection_refused_is_retried_then_reported():
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]  # closed again when the block ends: nothing listens there
+
+    with pytest.raises(SourceError, match=r"nvd: gave up after 2 attempts on http://127\.0\.0\.1.*ConnectionError"):
+        client(attempts=2).get(f"http://127.0.0.1:{port}/")
+
+
+def test_every_attempt_passes_the_rate_limiter(nvd):
+    nvd.inject(Fault.status(503), times=2)
+    limiter = CountingLimiter()
+
+    client(rate_limiter=limiter).get(nvd.url, params=SAMPLE_DAY)
+
+    assert limiter.acquired == 3
+
+
+def test_each_retry_is_logged_with_source_attempt_and_pause(nvd, caplog):
+    nvd.inject(Fault.status(503))
+
+    with caplog.at_level(logging.WARNING, logger=http_lib.log.name):
+        client().get(nvd.url, params=SAMPLE_DAY)
+
+    [record] = [r for r in caplog.records if r.name == http_lib.log.name]
+    assert record.levelno == logging.WARNING
+    assert record.getMessage().startswith("nvd: attempt 1 failed (HTTP 503 from ")
+    assert "retrying in " in record.getMessage()
+
+
+def test_the_api_key_is_sent_but_never_logged(nvd, caplog):
+    nvd.inject(Fault.status(429, retry_after=0))
+    nvd.inject(Fault.delay(1.0))
+
+    with caplog.at_level(logging.DEBUG):
+        client(headers={"apiKey": SECRET}, timeout=0.3).get(nvd.url, params=SAMPLE_DAY)
+
+    assert [r["headers"].get("apiKey") for r in nvd.requests] == [SECRET] * 3
+    assert len(caplog.records) >= 2  # both retries were logged (and urllib3 debug lines)
+    assert SECRET not in caplog.text
+    assert all(SECRET not in record.getMessage() for record in caplog.records)
+
+
+def test_the_api_key_is_not_in_a_source_error(nvd):
+    nvd.inject(Fault.status(503), times=5)
+
+    with pytest.raises(SourceError) as raised:
+        client(headers={"apiKey": SECRET}, attempts=2).get(nvd.url, params=SAMPLE_DAY)
+
+    assert SECRET not in str(raised.value)
+    assert SECRET not in repr(raised.value.__cause__)
+
+
+# --------------------------------------------------------------------------- rate limiter
+
+
+def test_rate_limiter_allows_max_calls_then_blocks_until_the_oldest_leaves_the_window(fake_clock):
+    limiter = RateLimiter(max_calls=3, period=10, clock=fake_clock)
+
+    waits = []
+    for _ in range(3):
+        waits.append(limiter.acquire())
+        fake_clock.now += 1  # calls at t = 0, 1, 2
+    assert waits == [0.0, 0.0, 0.0]
+
+    assert limiter.acquire() == pytest.approx(7.0)  # at t = 3: wait for the call of t = 0 to age out
+    assert fake_clock.now == pytest.approx(10.0)
+
+
+def test_rate_limiter_window_is_rolling_not_fixed(fake_clock):
+    limiter = RateLimiter(max_calls=2, period=10, clock=fake_clock)
+    limiter.acquire()  # t = 0
+    fake_clock.now = 9
+    limiter.acquire()  # t = 9
+
+    assert limiter.acquire() == pytest.approx(1.0)  # t = 10: the call of t = 0 left the window
+    assert limiter.acquire() == pytest.approx(9.0)  # the call of t = 9 leaves at t = 19
+    assert fake_clock.now == pytest.approx(19.0)
+
+
+def test_rate_limiter_does_not_wait_once_the_window_has_passed(fake_clock):
+    limiter = RateLimiter(max_calls=1, period=5, clock=fake_clock)
+    limiter.acquire()
+    fake_clock.now = 5
+
+    assert limiter.acquire() == 0.0
+    assert fake_clock.slept == []
+
+
+@pytest.mark.parametrize("max_calls, period", [(0, 1.0), (1, 0.0), (1, -1.0)])
+def test_rate_limiter_rejects_an_impossible_limit(max_calls, period):
+    with pytest.raises(ValueError):
+        RateLimiter(max_calls=max_calls, period=period)
+
+
+def test_rate_limited_client_spaces_real_requests(nvd):
+    limiter = RateLimiter(max_calls=2, period=0.3)
+    http = client(rate_limiter=limiter)
+
+    for _ in range(3):
+        http.get(nvd.url, params=SAMPLE_DAY)
+
+    times = [r["time"] for r in nvd.requests]
+    assert times[1] - times[0] < 0.25
+    assert times[2] - times[0] >= 0.28  # the third call waited for the first to leave the 0.3 s window
+
+
+# --------------------------------------------------------------------------- Retry-After parsing
+
+
+@pytest.mark.parametrize("value, seconds", [("1", 1.0), ("120", 120.0), (" 7 ", 7.0), ("0", 0.0)])
+def test_parse_retry_after_reads_delta_seconds(value, seconds):
+    assert parse_retry_after(value) == seconds
+
+
+def test_parse_retry_after_reads_an_http_date():
+    when = datetime.now(timezone.utc) + timedelta(seconds=30)
+
+    assert parse_retry_after(format_datetime(when, usegmt=True)) == pytest.approx(30, abs=1.5)
+
+
+def test_parse_retry_after_reads_the_obsolete_asctime_date_as_gmt():
+    # RFC 9110 makes recipients accept asctime dates, which carry no zone: they are GMT.
+    when = datetime.now(timezone.utc) + timedelta(seconds=30)
+
+    assert parse_retry_after(when.strftime("%a %b %d %H:%M:%S %Y")) == pytest.approx(30, abs=1.5)
+
+
+def test_a_retry_after_date_without_a_zone_is_honoured_not_a_crash(nvd):
+    nvd.inject(Fault.status(429, retry_after="Sun Nov  6 08:49:37 1994"))
+
+    response = client().get(nvd.url, params=SAMPLE_DAY)
+
+    assert response.status_code == 200
+    assert len(nvd.requests) == 2
+
+
+def test_parse_retry_after_a_date_in_the_past_means_no_wait():
+    assert parse_retry_after("Sun, 06 Nov 1994 08:49:37 GMT") == 0.0
+
+
+@pytest.mark.parametrize("value", [None, "", "soon", "-5"])
+def test_parse_retry_after_ignores_missing_or_unreadable_values(value):
+    assert parse_retry_after(value) is None

@@ -1,0 +1,115 @@
+"""The code location as a user sees it: what `dagster dev` lists and what the CLI runs."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import sqlalchemy as sa
+
+from etl_platform.definitions import defs
+from etl_platform.lib.warehouse import engine_for
+
+EXPECTED_ASSETS = [
+    "cve/clean/cve_cpe_matches",
+    "cve/clean/cve_metrics",
+    "cve/clean/cve_references",
+    "cve/clean/cve_weaknesses",
+    "cve/clean/cves",
+    "cve/diff/cve_changes",
+    "cve/raw/cves",
+    "cve/tables/cve",
+    "cve/tables/cve_change",
+    "cve/tables/cve_cpe_match",
+    "cve/tables/cve_metric",
+    "cve/tables/cve_reference",
+    "cve/tables/cve_weakness",
+    "ops/retention/raw_files",
+]
+
+
+def repository():
+    return defs.get_repository_def()
+
+
+def test_the_code_location_holds_exactly_the_expected_assets():
+    keys = sorted(key.to_user_string() for key in repository().asset_graph.get_all_asset_keys())
+
+    assert keys == EXPECTED_ASSETS
+
+
+def test_an_assets_group_is_the_first_part_of_its_key():
+    graph = repository().asset_graph
+    for key in graph.get_all_asset_keys():
+        assert graph.get(key).group_name == key.path[0]
+
+
+def test_every_asset_has_a_description_owners_and_kinds():
+    graph = repository().asset_graph
+    for key in graph.get_all_asset_keys():
+        node = graph.get(key)
+        assert node.description, key
+        assert node.owners, key
+        assert node.kinds, key
+
+
+def test_every_cve_asset_shares_the_daily_partitions():
+    graph = repository().asset_graph
+    partitions = {graph.get(key).partitions_def for key in graph.get_all_asset_keys() if key.path[0] == "cve"}
+
+    assert len(partitions) == 1
+    assert next(iter(partitions)).get_first_partition_key() == "1999-01-01"
+
+
+def test_checks_and_schedules_are_registered():
+    repo = repository()
+    checks = sorted(
+        f"{key.asset_key.to_user_string()}:{key.name}" for key in repo.asset_graph.asset_check_keys
+    )
+
+    assert "cve/tables/cve:reconciled_with_source" in checks
+    assert "cve/clean/cve_metrics:pandera_schema" in checks
+    assert "cve/diff/cve_changes:pandera_schema" in checks
+    assert "cve/tables/cve_metric:foreign_keys_intact" in checks
+    assert sorted(s.name for s in repo.schedule_defs) == ["cve_daily_schedule", "raw_retention_schedule"]
+
+
+def _dagster_cli(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess:
+    dagster = Path(sys.executable).parent / "dagster"
+    return subprocess.run(
+        [str(dagster), *args], env={**os.environ, **env}, capture_output=True, text=True, timeout=300
+    )
+
+
+def test_the_cli_materializes_one_day_of_the_group_into_the_configured_warehouse(nvd, etl_env, postgres_url, tmp_path):
+    env = {
+        "NVD_API_URL": nvd.url,
+        "ETL_WAREHOUSE_URL": postgres_url,
+        "DAGSTER_HOME": str(tmp_path / "dagster_home"),
+    }
+    os.makedirs(env["DAGSTER_HOME"])
+
+    run = _dagster_cli(
+        "asset", "materialize", "-m", "etl_platform.definitions", "--select", "group:cve", "--partition", "2023-10-18",
+        env=env,
+    )
+
+    assert run.returncode == 0, run.stderr[-3000:]
+    with engine_for(postgres_url).connect() as connection:
+        assert connection.execute(sa.text("SELECT count(*) FROM cve")).scalar_one() == 38
+
+
+def test_the_cli_materializes_an_empty_day_on_embedded_defaults(nvd, etl_env, tmp_path):
+    env = {"NVD_API_URL": nvd.url, "DAGSTER_HOME": str(tmp_path / "dagster_home")}
+    os.makedirs(env["DAGSTER_HOME"])
+
+    run = _dagster_cli(
+        "asset", "materialize", "-m", "etl_platform.definitions", "--select", "group:cve", "--partition", "2025-06-01",
+        env=env,
+    )
+
+    assert run.returncode == 0, run.stderr[-3000:]
+    assert (Path(etl_env["ETL_HOME"]) / "warehouse.db").exists()
+    assert (Path(etl_env["ETL_HOME"]) / "storage" / "cve" / "raw" / "cves" / "2025-06-01.json").exists()
