@@ -316,12 +316,12 @@ class _Synthetic:
     """``per_day`` records in every UTC day of any window, built one page at a time.
 
     Record ``i`` of day ``d`` is a mutated sample record with id
-    ``CVE-<year>-1<day of year:03><i:07>`` (fixed width, so id order equals
-    ``i`` order) and a ``lastModified`` spread evenly over the day's part of the
+    ``CVE-<year>-1<day of year:03><i:06>`` (fixed width, so id order equals
+    ``i`` order; 10 digits, the most a `cve_key` encodes) and a ``lastModified`` spread evenly over the day's part of the
     window; the same window therefore always yields the same records.
     """
 
-    MAX_PER_DAY = 10**7  # the 7 digits of ``i`` in the id
+    MAX_PER_DAY = 10**6  # the 6 digits of ``i`` in the id
 
     def __init__(self, records: list[dict], per_day: int):
         if not records:
@@ -352,7 +352,7 @@ class _Synthetic:
         score = (10 + (i * 37 + ordinal * 11) % 91) / 10  # 1.0 .. 10.0
         severity, severity_v2 = _severity(score)
         return template % {
-            "id": f"CVE-{day.year}-1{day.timetuple().tm_yday:03d}{i:07d}",
+            "id": f"CVE-{day.year}-1{day.timetuple().tm_yday:03d}{i:06d}",
             "lastModified": last_modified,
             "published": min(published, last_modified),  # same ISO format: string order is time order
             "desc": f"{_PHRASES[i % len(_PHRASES)]} synthetic record {i} of {day.isoformat()}. ",

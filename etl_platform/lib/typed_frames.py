@@ -29,7 +29,7 @@ def typed_frame(rows: Sequence[dict[str, Any]], model: type[pa.DataFrameModel]) 
 def _convert(series: pd.Series, dtype: str, name: str) -> pd.Series:
     if dtype.startswith("datetime64"):
         utc = "UTC" in dtype
-        converted = pd.to_datetime(series, utc=utc, format="ISO8601", errors="coerce")
+        converted = _to_utc(series) if utc else pd.to_datetime(series, format="ISO8601", errors="coerce")
         if not utc:
             converted = converted.astype(dtype)
         bad = series[converted.isna() & series.notna()]
@@ -37,8 +37,28 @@ def _convert(series: pd.Series, dtype: str, name: str) -> pd.Series:
             raise TypingError(f"column {name}: {len(bad)} value(s) are not ISO-8601 timestamps: {list(bad[:5])}")
         return converted.astype(dtype) if utc else converted
     if dtype in ("str", "object"):
+        # Parsers hand over None for missing text; only a float NaN needs turning into None.
+        if series.dtype == object:
+            return series
         return series.astype(object).where(series.notna(), None)
     try:
         return series.astype(dtype)
     except (TypeError, ValueError) as error:
         raise TypingError(f"column {name}: cannot read values as {dtype}: {error}") from error
+
+
+# A time of day followed by `Z` or a `+hh:mm` / `-hhmm` style offset.
+_HAS_OFFSET = r"[Tt ]\d{2}[\d:.,]*\s*(?:[Zz]|[+-]\d{2}(?::?\d{2})?)\s*$"
+
+
+def _to_utc(series: pd.Series) -> pd.Series:
+    # pandas' ISO-8601 parser carries the offset of one value over to the naive values after
+    # it, so values with and without an offset are parsed apart; naive ones are UTC.
+    aware = series.astype(object).map(lambda v: isinstance(v, str)).astype(bool)
+    aware &= series.where(aware, "").astype(str).str.contains(_HAS_OFFSET, regex=True)
+    if not aware.any() or aware.all():
+        return pd.to_datetime(series, utc=True, format="ISO8601", errors="coerce")
+    converted = pd.Series(pd.NaT, index=series.index, dtype="datetime64[ns, UTC]")
+    for part in (aware, ~aware):
+        converted[part] = pd.to_datetime(series[part], utc=True, format="ISO8601", errors="coerce")
+    return converted

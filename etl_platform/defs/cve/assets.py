@@ -1,8 +1,8 @@
 """Assets of the `cve` group: raw pages -> clean tables -> per-day diff -> warehouse tables."""
 
-import json
 from datetime import date
 
+import orjson
 import pandas as pd
 import sqlalchemy as sa
 from dagster import (
@@ -104,7 +104,7 @@ def read_raw_day(root: UPath, manifest: dict) -> dict[str, pd.DataFrame]:
     folder = raw_folder(root, manifest["partition"])
     parts: dict[str, list[pd.DataFrame]] = {name: [] for name in CLEAN_MODELS}
     for name in manifest["pages"]:
-        page = json.loads((folder / name).read_bytes())
+        page = orjson.loads((folder / name).read_bytes())
         for table, rows in parse_vulnerabilities(page["vulnerabilities"]).items():
             parts[table].append(typed_frame(rows, CLEAN_MODELS[table]))
     return {

@@ -9,10 +9,10 @@ import sqlalchemy as sa
 
 from etl_platform.defs.cve.schemas import CveDiffModel
 from etl_platform.defs.cve.tables import cve, cve_change
-from etl_platform.lib.typed_frames import typed_frame
 
 KEY_CHUNK = 5_000
 LOADABLE = ("new", "changed")
+UTC_NS = "datetime64[ns, UTC]"
 
 
 def known_versions(connection: sa.Connection, keys: pd.Series, day: date) -> pd.DataFrame:
@@ -30,9 +30,9 @@ def known_versions(connection: sa.Connection, keys: pd.Series, day: date) -> pd.
         )
     ).all()
     known = pd.DataFrame(stored, columns=["cve_key", "stored_last_modified"])
-    known["stored_last_modified"] = pd.to_datetime(known["stored_last_modified"], utc=True)
+    known["stored_last_modified"] = pd.to_datetime(known["stored_last_modified"], utc=True).astype(UTC_NS)
     changes = pd.DataFrame(recorded, columns=["cve_key", "recorded_change", "recorded_previous"])
-    changes["recorded_previous"] = pd.to_datetime(changes["recorded_previous"], utc=True)
+    changes["recorded_previous"] = pd.to_datetime(changes["recorded_previous"], utc=True).astype(UTC_NS)
     return known.merge(changes, on="cve_key", how="outer").astype({"cve_key": "Int64"})
 
 
@@ -51,7 +51,8 @@ def diff_day(cves: pd.DataFrame, known: pd.DataFrame) -> pd.DataFrame:
     rows.loc[same, "change"] = rows.loc[same, "recorded_change"].fillna("unchanged")
     rows["previous_last_modified"] = stored.where(~same, rows["recorded_previous"])
     rows.loc[rows["change"] == "new", "previous_last_modified"] = pd.NaT
-    return typed_frame(rows[list(CveDiffModel.to_schema().columns)].to_dict("records"), CveDiffModel)
+    columns = list(CveDiffModel.to_schema().columns)
+    return rows[columns].astype({"previous_last_modified": UTC_NS, "last_modified": UTC_NS}).reset_index(drop=True)
 
 
 def change_rows(diff: pd.DataFrame, day: date) -> pd.DataFrame:

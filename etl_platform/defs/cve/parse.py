@@ -9,10 +9,11 @@ parsing itself never drops a record.
 
 from __future__ import annotations
 
-import json
 import re
 from collections.abc import Iterable
 from typing import Any
+
+import orjson
 
 # The API's metric keys; the version is read from cvssData when present.
 METRIC_KEYS = {
@@ -42,7 +43,7 @@ def english(entries: Iterable[dict[str, Any]] | None) -> str | None:
 
 
 def _json_text(value: Any) -> str | None:
-    return json.dumps(value, sort_keys=True) if value else None
+    return orjson.dumps(value, option=orjson.OPT_SORT_KEYS).decode() if value else None
 
 
 def cve_row(cve: dict[str, Any]) -> dict[str, Any]:

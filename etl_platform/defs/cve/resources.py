@@ -8,12 +8,12 @@ and often signals throttling with 403 or 503 and no `Retry-After`.
 
 from __future__ import annotations
 
-import json
 import logging
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+import orjson
 from dagster import ConfigurableResource
 from pydantic import Field
 
@@ -50,8 +50,8 @@ def nvd_timestamp(moment: datetime) -> str:
 def parse_page(body: bytes, start_index: int, where: str) -> NvdPage:
     """Parse and check one response body; raise `NvdPageError` saying what is wrong."""
     try:
-        document = json.loads(body)
-    except ValueError as error:
+        document = orjson.loads(body)
+    except orjson.JSONDecodeError as error:
         raise NvdPageError(f"{where}: the body is not valid JSON ({error}); first bytes: {body[:80]!r}") from error
     if not isinstance(document, dict):
         raise NvdPageError(f"{where}: expected a JSON object, got {type(document).__name__}")

@@ -1,0 +1,522 @@
+"""The generic merge, on real Postgres (COPY path) and SQLite (batched inserts)."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+from datetime import datetime, timedelta, timezone
+from decimal import Decimal
+
+import pandas as pd
+import pytest
+import sqlalchemy as sa
+
+from etl_platform.lib import upsert as upsert_lib
+from etl_platform.lib.upsert import MergeError, merge
+from etl_platform.lib.warehouse import dispose_engines, engine_for
+from etl_platform_tests.conftest import PG_ADMIN_URL
+
+metadata = sa.MetaData()
+UTC_TIMESTAMP = sa.DateTime(timezone=True)
+
+item = sa.Table(
+    "item",
+    metadata,
+    sa.Column("item_id", sa.Text, primary_key=True),
+    sa.Column("item_key", sa.BigInteger, unique=True, nullable=False),
+    sa.Column("name", sa.Text),
+    sa.Column("price", sa.Numeric(12, 4)),
+    sa.Column("modified", UTC_TIMESTAMP, nullable=False),
+    info={"version_column": "modified"},
+)
+item_tag = sa.Table(
+    "item_tag",
+    metadata,
+    sa.Column("item_key", sa.BigInteger, sa.ForeignKey("item.item_key"), nullable=False),
+    sa.Column("tag", sa.Text, nullable=False),
+)
+setting = sa.Table(
+    "setting",
+    metadata,
+    sa.Column("name", sa.Text, primary_key=True),
+    sa.Column("value", sa.Text),
+)
+sample = sa.Table(
+    "sample",
+    metadata,
+    sa.Column("sample_id", sa.Integer, primary_key=True),
+    sa.Column("label", sa.Text),
+    sa.Column("taken", UTC_TIMESTAMP),
+    sa.Column("amount", sa.Numeric(20, 6)),
+    sa.Column("ratio", sa.Numeric(5, 3)),
+    sa.Column("flag", sa.Boolean),
+    sa.Column("count", sa.BigInteger),
+)
+daily = sa.Table(
+    "daily",
+    metadata,
+    sa.Column("day", sa.Text, primary_key=True),
+    sa.Column("code", sa.Integer, primary_key=True),
+    sa.Column("note", sa.Text),
+)
+
+V1 = pd.Timestamp("2024-01-01T10:00:00Z")
+V2 = pd.Timestamp("2024-02-01T10:00:00Z")
+V3 = pd.Timestamp("2024-03-01T10:00:00Z")
+
+
+@pytest.fixture(scope="module")
+def module_postgres_url() -> Iterator[str]:
+    """One Postgres database for this module (creating one per test would cost ~0.7 s each);
+    every test gets freshly created tables in it. Same server and settings as `postgres_url`."""
+    name = f"etl_test_upsert_{uuid.uuid4().hex[:8]}"
+    admin = sa.create_engine(PG_ADMIN_URL, isolation_level="AUTOCOMMIT")
+    with admin.connect() as connection:
+        connection.execute(sa.text(f'CREATE DATABASE "{name}"'))
+    yield sa.make_url(PG_ADMIN_URL).set(database=name).render_as_string(hide_password=False)
+    dispose_engines()
+    with admin.connect() as connection:
+        connection.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    admin.dispose()
+
+
+@pytest.fixture
+def postgres(module_postgres_url) -> sa.Engine:
+    engine = engine_for(module_postgres_url)
+    metadata.drop_all(engine)
+    metadata.create_all(engine)
+    return engine
+
+
+@pytest.fixture
+def sqlite(sqlite_url) -> sa.Engine:
+    engine = engine_for(sqlite_url)
+    metadata.create_all(engine)
+    return engine
+
+
+@pytest.fixture(params=["postgres", "sqlite"])
+def engine(request) -> sa.Engine:
+    """Each test using it runs once on Postgres (COPY staging) and once on SQLite (batched inserts)."""
+    return request.getfixturevalue(request.param)
+
+
+def items(*rows: tuple) -> pd.DataFrame:
+    """Rows of `item` as (item_id, item_key, name, modified)."""
+    frame = pd.DataFrame(rows, columns=["item_id", "item_key", "name", "modified"])
+    frame["item_key"] = frame["item_key"].astype("Int64")
+    frame["modified"] = pd.to_datetime(frame["modified"], utc=True)
+    return frame
+
+
+def tags(*rows: tuple) -> pd.DataFrame:
+    frame = pd.DataFrame(rows, columns=["item_key", "tag"])
+    frame["item_key"] = frame["item_key"].astype("Int64")
+    return frame
+
+
+def run_merge(engine: sa.Engine, table: sa.Table, frame: pd.DataFrame, children=None):
+    with engine.begin() as connection:
+        return merge(connection, table, frame, children)
+
+
+def stored_items(engine: sa.Engine) -> list[tuple]:
+    with engine.connect() as connection:
+        rows = connection.execute(
+            sa.select(item.c.item_id, item.c.item_key, item.c.name, item.c.modified).order_by(item.c.item_id)
+        ).all()
+    return [(i, k, n, _utc(m)) for i, k, n, m in rows]
+
+
+def stored_tags(engine: sa.Engine) -> list[tuple]:
+    with engine.connect() as connection:
+        return sorted(tuple(r) for r in connection.execute(sa.select(item_tag.c.item_key, item_tag.c.tag)).all())
+
+
+def _utc(moment: datetime) -> datetime:
+    # SQLite hands back naive datetimes (stored as UTC); Postgres aware ones in the session zone.
+    return moment.replace(tzinfo=timezone.utc) if moment.tzinfo is None else moment.astimezone(timezone.utc)
+
+
+def counts(result) -> tuple[int, int, int]:
+    return result.inserted, result.updated, result.unchanged
+
+
+# --------------------------------------------------------------------------- inserts and idempotence
+
+
+def test_new_rows_are_inserted(engine):
+    result = run_merge(engine, item, items(("A", 1, "alpha", V1), ("B", 2, "beta", V1)))
+
+    assert counts(result) == (2, 0, 0)
+    assert result.staged == 2
+    assert stored_items(engine) == [("A", 1, "alpha", V1), ("B", 2, "beta", V1)]
+
+
+def test_merging_the_same_rows_again_changes_nothing(engine):
+    frame = items(("A", 1, "alpha", V1), ("B", 2, "beta", V1))
+    children = {item_tag: tags((1, "x"), (2, "y"))}
+    run_merge(engine, item, frame, children)
+
+    result = run_merge(engine, item, frame, children)
+
+    assert counts(result) == (0, 0, 2)
+    assert result.children == {"item_tag": 0}
+    assert stored_items(engine) == [("A", 1, "alpha", V1), ("B", 2, "beta", V1)]
+    assert stored_tags(engine) == [(1, "x"), (2, "y")]
+
+
+def test_an_empty_frame_merges_nothing(engine):
+    run_merge(engine, item, items(("A", 1, "alpha", V1)))
+
+    result = run_merge(engine, item, items())
+
+    assert counts(result) == (0, 0, 0)
+    assert stored_items(engine) == [("A", 1, "alpha", V1)]
+
+
+def test_merge_result_metadata_names_the_tables(engine):
+    result = run_merge(engine, item, items(("A", 1, "alpha", V1)), {item_tag: tags((1, "x"), (1, "y"))})
+
+    assert result.as_metadata() == {
+        "item/staged": 1,
+        "item/inserted": 1,
+        "item/updated": 0,
+        "item/unchanged_or_older": 0,
+        "item_tag/rows_replaced": 2,
+    }
+
+
+# --------------------------------------------------------------------------- versions
+
+
+def test_a_newer_version_updates_the_row(engine):
+    run_merge(engine, item, items(("A", 1, "alpha", V1), ("B", 2, "beta", V1)))
+
+    result = run_merge(engine, item, items(("A", 1, "alpha v2", V2), ("B", 2, "beta", V1)))
+
+    assert counts(result) == (0, 1, 1)
+    assert stored_items(engine) == [("A", 1, "alpha v2", V2), ("B", 2, "beta", V1)]
+
+
+def test_an_older_version_never_overwrites_a_newer_one(engine):
+    run_merge(engine, item, items(("A", 1, "alpha v2", V2)), {item_tag: tags((1, "new"))})
+
+    result = run_merge(engine, item, items(("A", 1, "alpha v1", V1)), {item_tag: tags((1, "old"))})
+
+    assert counts(result) == (0, 0, 1)
+    assert stored_items(engine) == [("A", 1, "alpha v2", V2)]
+    assert stored_tags(engine) == [(1, "new")]
+
+
+def test_the_same_version_with_different_content_is_taken(engine):
+    run_merge(engine, item, items(("A", 1, "first", V1)))
+
+    result = run_merge(engine, item, items(("A", 1, "corrected", V1)))
+
+    assert counts(result) == (0, 1, 0)
+    assert stored_items(engine) == [("A", 1, "corrected", V1)]
+
+
+def test_duplicate_keys_in_one_batch_keep_the_newest(engine):
+    frame = items(("A", 1, "middle", V2), ("A", 1, "newest", V3), ("A", 1, "oldest", V1), ("B", 2, "beta", V1))
+
+    result = run_merge(engine, item, frame)
+
+    assert (result.staged, result.duplicates_dropped) == (2, 2)
+    assert counts(result) == (2, 0, 0)
+    assert stored_items(engine) == [("A", 1, "newest", V3), ("B", 2, "beta", V1)]
+
+
+def test_a_table_without_a_version_column_updates_on_content_change(engine):
+    run_merge(engine, setting, pd.DataFrame({"name": ["a", "b"], "value": ["1", "1"]}))
+
+    changed = run_merge(engine, setting, pd.DataFrame({"name": ["a", "b"], "value": ["2", "1"]}))
+    again = run_merge(engine, setting, pd.DataFrame({"name": ["a", "b"], "value": ["2", "1"]}))
+
+    assert counts(changed) == (0, 1, 1)
+    assert counts(again) == (0, 0, 2)
+    with engine.connect() as connection:
+        assert connection.execute(sa.select(setting).order_by(setting.c.name)).all() == [("a", "2"), ("b", "1")]
+
+
+def test_a_change_to_null_is_a_change(engine):
+    run_merge(engine, setting, pd.DataFrame({"name": ["a"], "value": ["1"]}))
+
+    result = run_merge(engine, setting, pd.DataFrame({"name": ["a"], "value": [None]}))
+
+    assert counts(result) == (0, 1, 0)
+    with engine.connect() as connection:
+        assert connection.execute(sa.select(setting.c.value)).scalar_one() is None
+
+
+def test_without_a_version_column_duplicate_keys_keep_the_last_row(engine):
+    result = run_merge(engine, setting, pd.DataFrame({"name": ["a", "a"], "value": ["first", "last"]}))
+
+    assert result.duplicates_dropped == 1
+    with engine.connect() as connection:
+        assert connection.execute(sa.select(setting.c.value)).scalar_one() == "last"
+
+
+# --------------------------------------------------------------------------- children
+
+
+def test_new_parents_get_their_children(engine):
+    result = run_merge(
+        engine, item, items(("A", 1, "alpha", V1)), {item_tag: tags((1, "x"), (1, "y"))}
+    )
+
+    assert result.children == {"item_tag": 2}
+    assert stored_tags(engine) == [(1, "x"), (1, "y")]
+
+
+def test_a_changed_parents_children_are_replaced_not_duplicated(engine):
+    run_merge(engine, item, items(("A", 1, "alpha", V1)), {item_tag: tags((1, "x"), (1, "y"))})
+
+    result = run_merge(engine, item, items(("A", 1, "alpha", V2)), {item_tag: tags((1, "y"), (1, "z"))})
+
+    assert result.children == {"item_tag": 2}
+    assert stored_tags(engine) == [(1, "y"), (1, "z")]
+
+
+def test_an_unchanged_parents_children_are_untouched(engine):
+    run_merge(
+        engine, item, items(("A", 1, "alpha", V1), ("B", 2, "beta", V1)), {item_tag: tags((1, "a1"), (2, "b1"))}
+    )
+
+    result = run_merge(
+        engine,
+        item,
+        items(("A", 1, "alpha", V2), ("B", 2, "beta", V1)),
+        {item_tag: tags((1, "a2"), (2, "b2"))},
+    )
+
+    assert counts(result) == (0, 1, 1)
+    assert result.children == {"item_tag": 1}
+    assert stored_tags(engine) == [(1, "a2"), (2, "b1")]
+
+
+def test_a_changed_parent_without_children_in_the_batch_loses_its_old_children(engine):
+    run_merge(engine, item, items(("A", 1, "alpha", V1)), {item_tag: tags((1, "x"))})
+
+    run_merge(engine, item, items(("A", 1, "alpha", V2)), {item_tag: tags()})
+
+    assert stored_tags(engine) == []
+
+
+def test_children_of_parents_not_in_the_batch_are_not_inserted(engine):
+    run_merge(engine, item, items(("A", 1, "alpha", V1)), {item_tag: tags((1, "x"), (99, "orphan"))})
+
+    assert stored_tags(engine) == [(1, "x")]
+
+
+def test_a_child_table_without_a_foreign_key_to_the_parent_is_refused(engine):
+    with pytest.raises(MergeError, match="no foreign key to item"):
+        run_merge(engine, item, items(("A", 1, "alpha", V1)), {setting: pd.DataFrame({"name": ["x"]})})
+
+
+# --------------------------------------------------------------------------- refusals and transactions
+
+
+def test_an_unknown_column_raises_merge_error(engine):
+    frame = items(("A", 1, "alpha", V1)).assign(colour="red")
+
+    with pytest.raises(MergeError, match=r"\['colour'\] are not in table item"):
+        run_merge(engine, item, frame)
+
+
+def test_an_unknown_child_column_raises_merge_error(engine):
+    with pytest.raises(MergeError, match=r"\['weight'\] are not in table item_tag"):
+        run_merge(engine, item, items(("A", 1, "alpha", V1)), {item_tag: tags((1, "x")).assign(weight=1)})
+    assert stored_items(engine) == []
+
+
+def test_a_missing_key_column_raises_merge_error(engine):
+    frame = items(("A", 1, "alpha", V1)).drop(columns=["item_id"])
+
+    with pytest.raises(MergeError, match=r"key columns \['item_id'\]"):
+        run_merge(engine, item, frame)
+
+
+def test_an_error_in_the_callers_transaction_rolls_the_merge_back(engine):
+    run_merge(engine, item, items(("A", 1, "alpha", V1)), {item_tag: tags((1, "x"))})
+
+    with pytest.raises(RuntimeError, match="later step failed"):
+        with engine.begin() as connection:
+            merge(connection, item, items(("A", 1, "alpha v2", V2), ("B", 2, "beta", V2)), {item_tag: tags((1, "y"))})
+            raise RuntimeError("later step failed")
+
+    assert stored_items(engine) == [("A", 1, "alpha", V1)]
+    assert stored_tags(engine) == [(1, "x")]
+
+
+def test_a_failing_child_insert_rolls_back_the_parent_update(engine):
+    run_merge(engine, item, items(("A", 1, "alpha", V1)), {item_tag: tags((1, "x"))})
+
+    with pytest.raises(sa.exc.IntegrityError):
+        run_merge(engine, item, items(("A", 1, "alpha v2", V2)), {item_tag: tags((1, None))})  # tag NOT NULL
+
+    assert stored_items(engine) == [("A", 1, "alpha", V1)]
+    assert stored_tags(engine) == [(1, "x")]
+
+
+def test_the_connection_is_usable_for_a_second_merge_in_one_transaction(engine):
+    with engine.begin() as connection:
+        merge(connection, item, items(("A", 1, "alpha", V1)), {item_tag: tags((1, "x"))})
+        result = merge(connection, item, items(("B", 2, "beta", V1)), {item_tag: tags((2, "y"))})
+
+    assert counts(result) == (1, 0, 0)
+    assert stored_tags(engine) == [(1, "x"), (2, "y")]
+
+
+# --------------------------------------------------------------------------- values through the Postgres COPY path
+
+
+def test_nulls_and_empty_strings_stay_distinct_through_copy(postgres):
+    labels = [None, "", '"', 'a "quoted", comma\nand newline', "\\N", "NULL", " padded "]
+    frame = pd.DataFrame({"sample_id": range(len(labels)), "label": labels})
+
+    run_merge(postgres, sample, frame)
+
+    with postgres.connect() as connection:
+        stored = connection.execute(sa.select(sample.c.label).order_by(sample.c.sample_id)).scalars().all()
+    assert stored == labels
+
+
+def test_timestamps_with_a_zone_keep_their_instant_through_copy(postgres):
+    instants = [
+        pd.Timestamp("2024-01-01T12:00:00.123456Z"),
+        pd.Timestamp("1999-12-31T23:59:59Z"),
+        pd.Timestamp("2024-07-01T00:00:00.000001Z"),
+    ]
+    taken = pd.Series([*instants, pd.NaT]).dt.tz_convert("Asia/Kolkata")  # +05:30
+    frame = pd.DataFrame({"sample_id": [1, 2, 3, 4], "taken": taken})
+
+    run_merge(postgres, sample, frame)
+
+    with postgres.connect() as connection:
+        stored = connection.execute(sa.select(sample.c.taken).order_by(sample.c.sample_id)).scalars().all()
+    assert stored[:3] == [i.to_pydatetime() for i in instants]
+    assert stored[3] is None
+
+
+def test_decimals_keep_their_exact_value_through_copy(postgres):
+    amounts = [Decimal("12345678901234.123456"), Decimal("0.000001"), Decimal("-42"), None]
+    ratios = [0.1, 9.999, None, 1.5]
+    frame = pd.DataFrame({"sample_id": [1, 2, 3, 4], "amount": amounts, "ratio": ratios})
+
+    run_merge(postgres, sample, frame)
+
+    with postgres.connect() as connection:
+        rows = connection.execute(sa.select(sample.c.amount, sample.c.ratio).order_by(sample.c.sample_id)).all()
+    assert [r.amount for r in rows] == amounts
+    assert [r.ratio for r in rows] == [Decimal("0.100"), Decimal("9.999"), None, Decimal("1.500")]
+
+
+def test_booleans_and_nullable_integers_survive_copy(postgres):
+    frame = pd.DataFrame(
+        {
+            "sample_id": [1, 2, 3],
+            "flag": pd.array([True, False, None], dtype="boolean"),
+            "count": pd.array([2**62, None, 0], dtype="Int64"),
+        }
+    )
+
+    run_merge(postgres, sample, frame)
+
+    with postgres.connect() as connection:
+        rows = connection.execute(sa.select(sample.c.flag, sample.c.count).order_by(sample.c.sample_id)).all()
+    assert [tuple(r) for r in rows] == [(True, 2**62), (False, None), (None, 0)]
+
+
+def test_values_read_back_compare_unchanged_on_a_second_merge(postgres):
+    frame = pd.DataFrame(
+        {
+            "sample_id": [1, 2],
+            "label": ["", None],
+            "taken": pd.to_datetime(["2024-01-01T12:00:00.123456Z", None], utc=True),
+            "amount": [Decimal("1.000001"), None],
+        }
+    )
+    run_merge(postgres, sample, frame)
+
+    result = run_merge(postgres, sample, frame)
+
+    assert counts(result) == (0, 0, 2)
+
+
+def test_rows_spanning_several_load_chunks_all_arrive(engine, monkeypatch):
+    monkeypatch.setattr(upsert_lib, "COPY_CHUNK_ROWS", 7)
+    monkeypatch.setattr(upsert_lib, "SQLITE_BATCH_ROWS", 7)
+    n = 50
+    frame = items(*((f"I{i:03d}", i + 1, f"name {i}", V1 + timedelta(seconds=i)) for i in range(n)))
+    children = {item_tag: tags(*((i + 1, t) for i in range(n) for t in ("s", "t")))}
+
+    first = run_merge(engine, item, frame, children)
+    second = run_merge(engine, item, frame, children)
+
+    assert counts(first) == (n, 0, 0)
+    assert first.children == {"item_tag": 2 * n}
+    assert counts(second) == (0, 0, n)
+    assert len(stored_items(engine)) == n
+    assert len(stored_tags(engine)) == 2 * n
+
+
+def test_a_composite_key_merges_on_all_its_columns(engine):
+    first = pd.DataFrame({"day": ["d1", "d1", "d2"], "code": [1, 2, 1], "note": ["a", "b", "c"]})
+    run_merge(engine, daily, first)
+
+    result = run_merge(engine, daily, pd.DataFrame({"day": ["d1", "d2", "d2"], "code": [2, 1, 2], "note": ["B", "c", "n"]}))
+
+    assert counts(result) == (1, 1, 1)
+    with engine.connect() as connection:
+        rows = connection.execute(sa.select(daily).order_by(daily.c.day, daily.c.code)).all()
+    assert [tuple(r) for r in rows] == [("d1", 1, "a"), ("d1", 2, "B"), ("d2", 1, "c"), ("d2", 2, "n")]
+
+
+# --------------------------------------------------------------------------- known bugs in lib/upsert.py
+# These tests describe the wanted behaviour and fail today; they are strict xfails, so fixing
+# the bug turns them into XPASS failures that ask for the marker to be removed.
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="UPSERT BUG (SQLite): tz-aware timestamps outside UTC are stored as their local wall time, "
+    "so the instant is lost and version order across zones is wrong",
+)
+def test_sqlite_keeps_the_instant_of_a_timestamp_given_in_another_zone(sqlite):
+    engine = sqlite
+    taken = pd.Series(pd.to_datetime(["2024-01-01T12:00:00Z"], utc=True)).dt.tz_convert("Europe/Helsinki")
+
+    run_merge(engine, sample, pd.DataFrame({"sample_id": [1], "taken": taken}))
+
+    with engine.connect() as connection:
+        stored = connection.execute(sa.select(sample.c.taken)).scalar_one()
+    assert _utc(stored) == datetime(2024, 1, 1, 12, tzinfo=timezone.utc)
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="UPSERT BUG (SQLite): a newer version written in a zone west of UTC compares as older "
+    "(wall times are compared) and is silently dropped",
+)
+def test_sqlite_a_newer_version_in_another_zone_still_wins(sqlite):
+    engine = sqlite
+    run_merge(engine, item, items(("A", 1, "old", pd.Timestamp("2024-01-01T12:00:00Z"))))
+    newer = items(("A", 1, "new", pd.Timestamp("2024-01-01T12:30:00Z")))
+    newer["modified"] = newer["modified"].dt.tz_convert("America/New_York")  # 07:30 local
+
+    result = run_merge(engine, item, newer)
+
+    assert counts(result) == (0, 1, 0)
+    assert [name for _, _, name, _ in stored_items(engine)] == ["new"]
+
+
+@pytest.mark.xfail(
+    strict=True, raises=KeyError, reason="UPSERT BUG: a child frame without its link column fails with a bare KeyError"
+)
+def test_a_child_frame_without_its_link_column_raises_merge_error(sqlite):
+    engine = sqlite
+
+    with pytest.raises(MergeError):
+        run_merge(engine, item, items(("A", 1, "alpha", V1)), {item_tag: pd.DataFrame({"tag": ["x"]})})
