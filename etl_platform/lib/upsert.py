@@ -4,8 +4,9 @@ What a table needs is declared once, on its SQLAlchemy `Table`:
 - the merge key is its primary key;
 - `info={"version_column": "last_modified"}` makes newer versions win: a staged row never
   overwrites a stored row with a higher version, whatever order partitions load in;
-- child tables are the tables whose foreign keys point at it; when a parent row is inserted or
-  really changes, its children are replaced (deleted, then inserted from the new version).
+- a child table declares `info={"parent": "<parent table>", "parent_key": ("col", ...)}`, the
+  columns it shares with its parent; when a parent row is inserted or really changes, its
+  children are replaced (deleted, then inserted from the new version).
 
 Rows are staged into a temporary table (Postgres: CSV `COPY`; SQLite: batched inserts), then
 merged with `INSERT ... SELECT ... ON CONFLICT DO UPDATE` that updates only rows whose content
@@ -74,14 +75,17 @@ def merge(
     existing = connection.execute(
         sa.select(sa.func.count()).select_from(stage.join(table, _key_match(stage, table, key)))
     ).scalar_one()
-    links = {child: _link_columns(child, table) for child in children}
-    returned = sorted({parent_col for pairs in links.values() for _, parent_col in pairs})
+    links = {child: _parent_key(child, table) for child in children}
+    returned = sorted({column for key_columns in links.values() for column in key_columns})
     statement = _upsert_statement(connection, table, stage, columns, key)
     if returned:
         affected = _temp_table(connection, f"_affected_{table.name}", [table.c[c] for c in returned])
         changed = _collect_affected(connection, statement, affected, returned)
         for child, child_frame in children.items():
-            result.children[child.name] = _replace_children(connection, child, child_frame, affected, links[child])
+            # With no parent inserted or changed there is nothing to replace (a re-run).
+            result.children[child.name] = (
+                _replace_children(connection, child, child_frame, affected, links[child]) if changed else 0
+            )
         affected.drop(connection)
     else:
         changed = _rowcount(connection, statement)
@@ -146,6 +150,11 @@ def load_rows(connection: sa.Connection, table: sa.Table, frame: pd.DataFrame) -
 
 
 def _records(frame: pd.DataFrame) -> list[dict]:
+    # SQLite keeps timestamps as text without a zone: store every instant as UTC, so that
+    # versions compare correctly whatever zone the source used.
+    zoned = [c for c in frame.columns if isinstance(frame[c].dtype, pd.DatetimeTZDtype)]
+    if zoned:
+        frame = frame.assign(**{c: frame[c].dt.tz_convert("UTC").dt.tz_localize(None) for c in zoned})
     # None, not NaN/NaT, is what a database driver understands as NULL.
     return frame.astype(object).where(frame.notna(), None).to_dict("records")
 
@@ -205,11 +214,11 @@ def _rowcount(connection: sa.Connection, statement) -> int:
     return connection.execute(statement.execution_options(preserve_rowcount=True)).rowcount
 
 
-def _link_columns(child: sa.Table, parent: sa.Table) -> list[tuple[str, str]]:
-    pairs = [(fk.parent.name, fk.column.name) for fk in child.foreign_keys if fk.column.table.name == parent.name]
-    if not pairs:
-        raise MergeError(f"table {child.name} has no foreign key to {parent.name}")
-    return pairs
+def _parent_key(child: sa.Table, parent: sa.Table) -> list[str]:
+    """The columns a child shares with its parent, as the child declares them."""
+    if child.info.get("parent") != parent.name:
+        raise MergeError(f"table {child.name} does not declare {parent.name} as its parent")
+    return list(child.info["parent_key"])
 
 
 def _replace_children(
@@ -217,15 +226,15 @@ def _replace_children(
     child: sa.Table,
     frame: pd.DataFrame,
     affected: sa.Table,
-    pairs: list[tuple[str, str]],
+    parent_key: list[str],
 ) -> int:
     columns = _columns_of_child(child, frame)
-    child_cols = sa.tuple_(*(child.c[c] for c, _ in pairs))
-    parents = sa.select(*(affected.c[p] for _, p in pairs))
+    child_cols = sa.tuple_(*(child.c[c] for c in parent_key))
+    parents = sa.select(*(affected.c[c] for c in parent_key))
     connection.execute(sa.delete(child).where(child_cols.in_(parents)))
     stage = _temp_table(connection, f"_stage_{child.name}", [child.c[c] for c in columns])
     load_rows(connection, stage, frame[columns])
-    staged_cols = sa.tuple_(*(stage.c[c] for c, _ in pairs))
+    staged_cols = sa.tuple_(*(stage.c[c] for c in parent_key))
     source = sa.select(*(stage.c[c] for c in columns)).where(staged_cols.in_(parents))
     inserted = _rowcount(connection, sa.insert(child).from_select(columns, source))
     stage.drop(connection)
@@ -236,4 +245,7 @@ def _columns_of_child(child: sa.Table, frame: pd.DataFrame) -> list[str]:
     unknown = [c for c in frame.columns if c not in child.c]
     if unknown:
         raise MergeError(f"columns {unknown} are not in table {child.name}")
+    missing = [c for c in child.info["parent_key"] if c not in frame.columns]
+    if missing:
+        raise MergeError(f"link columns {missing} of table {child.name} are missing from the rows")
     return [c.name for c in child.columns if c.name in frame.columns]

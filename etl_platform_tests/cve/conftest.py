@@ -30,12 +30,17 @@ def run_day(nvd, etl_env, monkeypatch) -> Callable[..., ExecuteInProcessResult]:
     """Materialize every asset and check of `group:cve` for one partition."""
     instance = DagsterInstance.ephemeral()
 
-    def run(partition: str = SAMPLE_DAY, warehouse_url: str | None = None, **nvd_options):
+    def run(partition: str = SAMPLE_DAY, warehouse_url: str | None = None, selection=None, **nvd_options):
         if warehouse_url:
             monkeypatch.setenv("ETL_WAREHOUSE_URL", warehouse_url)
         resources = build_resources() | {"nvd": fast_nvd(nvd.url, **nvd_options)}
         return materialize(
-            CVE_ASSETS, partition_key=partition, resources=resources, instance=instance, raise_on_error=False
+            CVE_ASSETS,
+            partition_key=partition,
+            resources=resources,
+            instance=instance,
+            selection=selection,
+            raise_on_error=False,
         )
 
     return run

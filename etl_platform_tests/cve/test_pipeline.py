@@ -183,3 +183,19 @@ def test_s3_storage_end_to_end(run_day, s3_bucket, monkeypatch, postgres_url):
     assert f"etl/cve/raw/cves/{SAMPLE_DAY}.json" in keys
     assert f"etl/cve/clean/cve_metrics/{SAMPLE_DAY}.parquet" in keys
     assert f"etl/cve/diff/cve_changes/{SAMPLE_DAY}.parquet" in keys
+
+
+def test_reconciliation_notices_a_warehouse_that_went_short(run_day, postgres_url):
+    from dagster import AssetCheckKey, AssetKey, AssetSelection
+
+    run_day(warehouse_url=postgres_url)
+    with engine_for(postgres_url).begin() as connection:
+        connection.execute(sa.text("DELETE FROM cve WHERE cve_id = 'CVE-2023-27314'"))
+
+    check = AssetCheckKey(AssetKey(["cve", "tables", "cve"]), "reconciled_with_source")
+    result = run_day(warehouse_url=postgres_url, selection=AssetSelection.checks(check))
+
+    evaluation = result.get_asset_check_evaluations()[0]
+    assert not evaluation.passed
+    assert evaluation.metadata["api_total_results"].value == 38
+    assert evaluation.metadata["warehouse_rows"].value == 37

@@ -42,7 +42,9 @@ def cve_frame(day: str) -> pd.DataFrame:
             "cve_id": pd.Series(["CVE-2024-0001", "CVE-2024-0002", None], dtype=object),
             "cve_key": pd.array([20240000000001, 20240000000002, None], dtype="Int64"),
             "score": [9.8, None, 4.3],
-            "last_modified": pd.to_datetime([f"{day}T10:00:00.123Z", f"{day}T11:00:00Z", None], utc=True, format="ISO8601"),
+            "last_modified": pd.to_datetime(
+                [f"{day}T10:00:00.123Z", f"{day}T11:00:00Z", None], utc=True, format="ISO8601"
+            ),
         }
     )
 

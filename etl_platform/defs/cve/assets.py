@@ -107,9 +107,10 @@ def read_raw_day(root: UPath, manifest: dict) -> dict[str, pd.DataFrame]:
         page = orjson.loads((folder / name).read_bytes())
         for table, rows in parse_vulnerabilities(page["vulnerabilities"]).items():
             parts[table].append(typed_frame(rows, CLEAN_MODELS[table]))
+    # One table at a time, dropping its parts, so the day is never held twice.
     return {
-        name: pd.concat(frames, ignore_index=True) if frames else typed_frame([], CLEAN_MODELS[name])
-        for name, frames in parts.items()
+        name: pd.concat(parts.pop(name), ignore_index=True) if parts[name] else typed_frame([], CLEAN_MODELS[name])
+        for name in list(parts)
     }
 
 
@@ -215,8 +216,8 @@ def cve_tables(
         result = merge(
             connection,
             tables.cve,
-            cves[cves["cve_key"].isin(loadable)],
-            {table: frame[frame["cve_key"].isin(loadable)] for table, frame in children.items()},
+            only_keys(cves, loadable),
+            {table: only_keys(frame, loadable) for table, frame in children.items()},
         )
         changes = merge(connection, tables.cve_change, change_rows(diff, day))
     context.log.info(f"{context.partition_key}: {result}; {changes}")
@@ -238,6 +239,12 @@ def cve_tables(
     with warehouse.begin() as connection:
         for table in tables.CHILD_TABLES:
             yield foreign_key_check(connection, table)
+
+
+def only_keys(frame: pd.DataFrame, keys: pd.Series) -> pd.DataFrame:
+    """Rows of these CVEs; the frame itself when it holds no others (no copy of a whole day)."""
+    wanted = frame["cve_key"].isin(keys)
+    return frame if wanted.all() else frame[wanted]
 
 
 def foreign_key_check(connection, child) -> AssetCheckResult:
