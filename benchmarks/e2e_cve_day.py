@@ -19,6 +19,7 @@ import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import uuid
 
@@ -52,6 +53,43 @@ def start_standin(cves: int) -> tuple[subprocess.Popen, str]:
     raise RuntimeError("the NVD stand-in did not start")
 
 
+class RssSampler(threading.Thread):
+    """Samples this process's resident memory twice a second, to attribute the peak to a step."""
+
+    def __init__(self) -> None:
+        super().__init__(daemon=True)
+        self.samples: list[tuple[float, float]] = []
+        self.running = True
+
+    def run(self) -> None:
+        while self.running:
+            with open("/proc/self/statm") as statm:
+                pages = int(statm.read().split()[1])
+            self.samples.append((time.time(), pages * os.sysconf("SC_PAGE_SIZE") / 1024**3))
+            time.sleep(0.5)
+
+    def peak_between(self, start: float, end: float) -> float:
+        return max((gb for t, gb in self.samples if start <= t <= end), default=0.0)
+
+
+def step_figures(instance, run_id: str, sampler: RssSampler) -> list[tuple[str, float, float]]:
+    """(step, seconds, peak RSS in GB) of every step of the run, in order."""
+    from dagster import DagsterEventType
+
+    started: dict[str, float] = {}
+    figures = []
+    for entry in instance.all_logs(run_id):
+        event = entry.dagster_event
+        if event is None or event.step_key is None:
+            continue
+        if event.event_type == DagsterEventType.STEP_START:
+            started[event.step_key] = entry.timestamp
+        elif event.event_type == DagsterEventType.STEP_SUCCESS:
+            begin = started[event.step_key]
+            figures.append((event.step_key, entry.timestamp - begin, sampler.peak_between(begin, entry.timestamp)))
+    return figures
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--cves", type=int, default=300_000)
@@ -75,12 +113,15 @@ def main() -> int:
         from etl_platform.lib.warehouse import dispose_engines, engine_for
 
         resources = build_resources() | {"nvd": NvdResource(api_url=nvd_url, requests_per_window=10_000)}
+        instance = DagsterInstance.ephemeral()
+        sampler = RssSampler()
+        sampler.start()
         started = time.perf_counter()
         result = materialize(
             [*cve_defs.assets, *cve_defs.asset_checks],
             partition_key=DAY,
             resources=resources,
-            instance=DagsterInstance.ephemeral(),
+            instance=instance,
             run_config={"loggers": {"console": {"config": {"log_level": "WARNING"}}}},
         )
         seconds = time.perf_counter() - started
@@ -88,8 +129,9 @@ def main() -> int:
         with engine_for(warehouse_url).connect() as connection:
             loaded = connection.execute(sa.text("SELECT count(*) FROM cve")).scalar_one()
         print(f"\n{args.cves:,} CVEs for {DAY}: success={result.success}, {loaded:,} rows in cve")
-        for event in result.get_step_success_events():
-            print(f"  step {event.step_key:<45} {event.event_specific_data.duration_ms / 1000:8.1f} s")
+        for step, step_seconds, peak in step_figures(instance, result.run_id, sampler):
+            print(f"  step {step:<45} {step_seconds:8.1f} s   peak RSS {peak:5.2f} GB")
+        sampler.running = False
         print(f"  total {seconds:8.1f} s  ({args.cves / seconds:,.0f} CVEs/s)  target <= {TARGET_SECONDS} s: "
               f"{'PASS' if seconds <= TARGET_SECONDS else 'MISS'}")
         print(f"  peak RSS {peak_gb:.2f} GB  target <= {TARGET_RSS_GB} GB: {'PASS' if peak_gb <= TARGET_RSS_GB else 'MISS'}")

@@ -7,9 +7,10 @@ from collections.abc import Callable
 
 import pytest
 import sqlalchemy as sa
-from dagster import DagsterInstance, ExecuteInProcessResult, materialize
+from dagster import AssetSelection, DagsterInstance, Definitions, ExecuteInProcessResult, define_asset_job
 
 from etl_platform.defs.cve.definitions import defs as cve_defs
+from etl_platform.defs.cve.partitions import cve_daily
 from etl_platform.defs.cve.resources import NvdResource
 from etl_platform.definitions import build_resources
 from etl_platform.devservers.nvd import sample_records
@@ -27,20 +28,17 @@ def fast_nvd(url: str, **overrides) -> NvdResource:
 
 @pytest.fixture
 def run_day(nvd, etl_env, monkeypatch) -> Callable[..., ExecuteInProcessResult]:
-    """Materialize every asset and check of `group:cve` for one partition."""
+    """Materialize the assets and checks of `group:cve` (or a selection of them) for one partition."""
     instance = DagsterInstance.ephemeral()
 
     def run(partition: str = SAMPLE_DAY, warehouse_url: str | None = None, selection=None, **nvd_options):
         if warehouse_url:
             monkeypatch.setenv("ETL_WAREHOUSE_URL", warehouse_url)
         resources = build_resources() | {"nvd": fast_nvd(nvd.url, **nvd_options)}
-        return materialize(
-            CVE_ASSETS,
-            partition_key=partition,
-            resources=resources,
-            instance=instance,
-            selection=selection,
-            raise_on_error=False,
+        job = define_asset_job("cve_day", selection=selection or AssetSelection.all(), partitions_def=cve_daily)
+        definitions = Definitions(assets=CVE_ASSETS, jobs=[job], resources=resources)
+        return definitions.resolve_job_def("cve_day").execute_in_process(
+            partition_key=partition, instance=instance, raise_on_error=False
         )
 
     return run
