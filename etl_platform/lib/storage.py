@@ -27,6 +27,8 @@ from upath import UPath
 from etl_platform.lib import settings
 
 PREVIEW_ROWS = 5
+# Arrow-backed text read back stays Arrow-backed (pandas would rebuild Python str objects).
+_ARROW_TEXT = {pa.string(): pd.StringDtype("pyarrow"), pa.large_string(): pd.StringDtype("pyarrow")}
 
 
 def storage_root(url: str | None = None) -> UPath:
@@ -94,7 +96,18 @@ class ParquetIOManager(UPathIOManager):
 
     def load_from_path(self, context: InputContext, path: UPath) -> pd.DataFrame:
         with path.open("rb") as handle:
-            return pq.read_table(handle).to_pandas()
+            table = pq.read_table(handle)
+        frame = table.to_pandas(types_mapper=_ARROW_TEXT.get)
+        # Columns written as plain Python objects come back as they were.
+        written_as_object = [
+            column["name"]
+            for column in (table.schema.pandas_metadata or {}).get("columns", [])
+            if column["numpy_type"] == "object" and column["name"] in frame.columns
+            and isinstance(frame[column["name"]].dtype, pd.StringDtype)
+        ]
+        for name in written_as_object:
+            frame[name] = frame[name].astype(object).where(frame[name].notna(), None)
+        return frame
 
     def get_metadata(self, context: OutputContext, obj: pd.DataFrame) -> dict[str, Any]:
         return frame_metadata(obj)

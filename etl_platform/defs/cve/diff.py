@@ -13,6 +13,7 @@ from etl_platform.defs.cve.tables import cve, cve_change
 KEY_CHUNK = 5_000
 LOADABLE = ("new", "changed")
 UTC_NS = "datetime64[ns, UTC]"
+TEXT = pd.StringDtype("pyarrow")
 
 
 def known_versions(connection: sa.Connection, keys: pd.Series, day: date) -> pd.DataFrame:
@@ -52,7 +53,8 @@ def diff_day(cves: pd.DataFrame, known: pd.DataFrame) -> pd.DataFrame:
     rows["previous_last_modified"] = stored.where(~same, rows["recorded_previous"])
     rows.loc[rows["change"] == "new", "previous_last_modified"] = pd.NaT
     columns = list(CveDiffModel.to_schema().columns)
-    return rows[columns].astype({"previous_last_modified": UTC_NS, "last_modified": UTC_NS}).reset_index(drop=True)
+    types = {"previous_last_modified": UTC_NS, "last_modified": UTC_NS, "change": TEXT}
+    return rows[columns].astype(types).reset_index(drop=True)
 
 
 def change_rows(diff: pd.DataFrame, day: date) -> pd.DataFrame:
