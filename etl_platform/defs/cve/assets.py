@@ -16,6 +16,8 @@ from dagster import (
     MaterializeResult,
     MetadataValue,
     Output,
+    TableColumn,
+    TableSchema,
     asset,
     multi_asset,
 )
@@ -174,6 +176,12 @@ def cve_changes(context: AssetExecutionContext, cves: pd.DataFrame, warehouse: W
     yield schema_check(DIFF, CveDiffModel, diff)
 
 
+def column_schema(table: sa.Table) -> TableSchema:
+    return TableSchema(
+        columns=[TableColumn(c.name, str(c.type), description=c.comment or "") for c in table.columns]
+    )
+
+
 def _table_spec(table, deps: list[AssetKey]) -> AssetSpec:
     return AssetSpec(
         key=TABLES[table.name],
@@ -181,8 +189,8 @@ def _table_spec(table, deps: list[AssetKey]) -> AssetSpec:
         group_name=GROUP,
         kinds={"sql", "postgres"},
         owners=OWNERS,
-        description=table.comment or f"Warehouse table `{table.name}`, upserted per day in one transaction.",
-        metadata={"dagster/table_name": table.name},
+        description=f"{table.comment} Upserted per day, in one transaction with the other cve tables.",
+        metadata={"dagster/table_name": table.name, "dagster/column_schema": column_schema(table)},
     )
 
 

@@ -26,10 +26,11 @@ cve = sa.Table(
     sa.Column("cve_tags", sa.Text, comment="JSON list of tag objects"),
     sa.Index("ix_cve_last_modified", "last_modified"),
     info={"version_column": "last_modified"},
+    comment="One row per CVE at its newest known version (newer last_modified wins).",
 )
 
 
-def _child(name: str, *columns: sa.Column) -> sa.Table:
+def _child(name: str, comment: str, *columns: sa.Column) -> sa.Table:
     # The link to `cve` is declared as data, not as a database constraint: a per-row
     # referential trigger doubled the load time, and the `foreign_keys_intact` check watches it.
     return sa.Table(
@@ -38,11 +39,13 @@ def _child(name: str, *columns: sa.Column) -> sa.Table:
         sa.Column("cve_key", sa.BigInteger, nullable=False, index=True),
         *columns,
         info={"parent": "cve", "parent_key": ("cve_key",)},
+        comment=comment,
     )
 
 
 cve_metric = _child(
     "cve_metric",
+    "One row per CVSS metric entry (v2, v3.0, v3.1, v4.0) of each CVE; replaced when the CVE changes.",
     sa.Column("cvss_version", sa.Text, nullable=False),
     sa.Column("source", sa.Text),
     sa.Column("type", sa.Text),
@@ -54,18 +57,21 @@ cve_metric = _child(
 )
 cve_weakness = _child(
     "cve_weakness",
+    "One row per weakness (CWE) stated for each CVE; replaced when the CVE changes.",
     sa.Column("source", sa.Text),
     sa.Column("type", sa.Text),
     sa.Column("cwe_id", sa.Text, nullable=False),
 )
 cve_reference = _child(
     "cve_reference",
+    "One row per reference link of each CVE; replaced when the CVE changes.",
     sa.Column("url", sa.Text, nullable=False),
     sa.Column("source", sa.Text),
     sa.Column("tags", sa.Text, comment="JSON list"),
 )
 cve_cpe_match = _child(
     "cve_cpe_match",
+    "One row per CPE match criterion of each CVE's configurations; replaced when the CVE changes.",
     sa.Column("configuration", sa.Integer, nullable=False),
     sa.Column("node", sa.Integer, nullable=False),
     sa.Column("node_operator", sa.Text),
@@ -86,6 +92,7 @@ cve_change = sa.Table(
     sa.Column("change", sa.Text, nullable=False, comment="new | changed"),
     sa.Column("last_modified", UTC_TIMESTAMP, nullable=False),
     sa.Column("previous_last_modified", UTC_TIMESTAMP),
+    comment="One row per CVE per day on which it was new or changed.",
 )
 
 CHILD_TABLES = (cve_metric, cve_weakness, cve_reference, cve_cpe_match)
