@@ -4,6 +4,7 @@ from dagster import Definitions, in_process_executor
 
 from etl_platform.defs.cve import definitions as cve
 from etl_platform.defs.cve.resources import NvdResource
+from etl_platform.defs.hr import definitions as hr
 from etl_platform.defs.ops import definitions as ops
 from etl_platform.lib.storage import JsonIOManagerFactory, ParquetIOManagerFactory, StorageResource
 from etl_platform.lib.warehouse import WarehouseResource
@@ -23,6 +24,7 @@ def build_resources() -> dict:
 # Domain modules are imported, not their Definitions objects: the CLI accepts one per module.
 defs = Definitions.merge(
     cve.defs,
+    hr.defs,
     ops.defs,
     Definitions(
         resources=build_resources(),

@@ -26,6 +26,13 @@ EXPECTED_ASSETS = [
     "cve/tables/cve_metric",
     "cve/tables/cve_reference",
     "cve/tables/cve_weakness",
+    "hr/reports/departments_above_mean",
+    "hr/reports/hires_by_quarter",
+    "hr/tables/departments",
+    "hr/tables/hired_employees",
+    "hr/tables/ingest_rejections",
+    "hr/tables/jobs",
+    "ops/backup/hr_tables",
     "ops/retention/raw_files",
 ]
 
@@ -73,7 +80,12 @@ def test_checks_and_schedules_are_registered():
     assert "cve/clean/cve_metrics:pandera_schema" in checks
     assert "cve/diff/cve_changes:pandera_schema" in checks
     assert "cve/tables/cve_metric:foreign_keys_intact" in checks
-    assert sorted(s.name for s in repo.schedule_defs) == ["cve_daily_schedule", "raw_retention_schedule"]
+    assert "ops/backup/hr_tables:restores_exactly" in checks
+    assert sorted(s.name for s in repo.schedule_defs) == [
+        "cve_daily_schedule",
+        "hr_backup_schedule",
+        "raw_retention_schedule",
+    ]
 
 
 def _dagster_cli(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess:

@@ -57,13 +57,14 @@ def check_rows(
     """
     known_ids = known_ids or {}
     links = references(table)
-    columns = [c.name for c in table.columns]
+    table_columns = list(table.columns)  # iterating `table.columns` per row costs more than the rules
+    columns = [c.name for c in table_columns]
     seen: set[int] = set()
     valid: list[dict[str, Any]] = []
     rejections: list[Rejection] = []
     for index, record in enumerate(records):
         try:
-            row = _typed_row(table, _as_mapping(record, columns))
+            row = _typed_row(table_columns, _as_mapping(record, columns))
             for column, referenced in links.items():
                 if row[column] not in known_ids.get(referenced, set()):
                     raise RuleError(f"{column} {row[column]} does not exist in {referenced}")
@@ -88,9 +89,9 @@ def _as_mapping(record: Mapping[str, Any] | Sequence[Any], columns: list[str]) -
     return dict(zip(columns, record))
 
 
-def _typed_row(table: sa.Table, record: Mapping[str, Any]) -> dict[str, Any]:
+def _typed_row(columns: Sequence[sa.Column], record: Mapping[str, Any]) -> dict[str, Any]:
     row = {}
-    for column in table.columns:
+    for column in columns:
         value = record.get(column.name)
         if value is None or (isinstance(value, str) and not value.strip()):
             raise RuleError(f"{column.name} is required")
@@ -102,15 +103,27 @@ def _typed_value(column: sa.Column, value: Any) -> Any:
     if isinstance(column.type, sa.Integer):
         if isinstance(value, bool) or not (isinstance(value, int) or (isinstance(value, str) and value.strip().lstrip("-").isdigit())):
             raise RuleError(f"{column.name} must be an integer, got {value!r}")
-        return int(value)
+        try:
+            number = int(value)
+        except ValueError:  # digits that int() does not read, e.g. "²"
+            raise RuleError(f"{column.name} must be an integer, got {value!r}") from None
+        limit = 2**63 if isinstance(column.type, sa.BigInteger) else 2**31  # the column's SQL type
+        if not -limit <= number < limit:
+            raise RuleError(f"{column.name} {number} is out of range")
+        return number
     if isinstance(column.type, sa.DateTime):
         try:
             moment = datetime.fromisoformat(str(value).strip().replace("Z", "+00:00"))
-        except ValueError:
+            moment = (moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)).astimezone(timezone.utc)
+        except (ValueError, OverflowError):
             raise RuleError(f"{column.name} must be an ISO-8601 datetime, got {value!r}") from None
-        return (moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)).astimezone(timezone.utc)
+        if not 1678 <= moment.year <= 2261:  # what a (nanosecond) pandas timestamp holds
+            raise RuleError(f"{column.name} {value!r} is out of range (years 1678 to 2261)")
+        return moment
     if not isinstance(value, str):
         raise RuleError(f"{column.name} must be text, got {type(value).__name__}")
+    if "\x00" in value:  # Postgres text cannot hold it
+        raise RuleError(f"{column.name} must not contain a NUL character")
     return value.strip()
 
 
@@ -120,7 +133,7 @@ def _frame(table: sa.Table, rows: list[dict[str, Any]]) -> pd.DataFrame:
         if isinstance(column.type, sa.Integer):
             frame[column.name] = frame[column.name].astype("int64")
         elif isinstance(column.type, sa.DateTime):
-            frame[column.name] = pd.to_datetime(frame[column.name], utc=True)
+            frame[column.name] = pd.to_datetime(frame[column.name], utc=True, cache=False)
     return frame
 
 
