@@ -166,3 +166,25 @@ def test_no_hires_make_empty_reports():
 
     assert hires_by_quarter(empty).empty
     assert list(departments_above_mean(empty).columns) == ["year", "id", "department", "hired"]
+
+
+def test_rows_written_through_the_api_make_the_sensor_refresh_the_reports(postgres_url, etl_env, monkeypatch):
+    import sqlalchemy as sa
+    from dagster import build_sensor_context
+
+    from etl_platform.defs.hr import tables as hr_tables
+    from etl_platform.defs.hr.sensors import hr_api_writes_sensor
+    from etl_platform.lib.warehouse import WarehouseResource, engine_for
+
+    warehouse = WarehouseResource(url=postgres_url)
+    warehouse.ensure_tables(hr_tables.metadata)
+    first = hr_api_writes_sensor(build_sensor_context(), warehouse=warehouse)
+    with engine_for(postgres_url).begin() as connection:
+        connection.execute(sa.insert(hr_tables.departments), [{"id": 1, "department": "Sales"}])
+
+    second = hr_api_writes_sensor(build_sensor_context(cursor=first.cursor), warehouse=warehouse)
+    third = hr_api_writes_sensor(build_sensor_context(cursor=second.cursor), warehouse=warehouse)
+
+    assert not first.run_requests
+    assert len(second.run_requests) == 1
+    assert not third.run_requests

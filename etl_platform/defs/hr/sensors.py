@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 
+import sqlalchemy as sa
 from dagster import (
     AssetSelection,
     DefaultSensorStatus,
@@ -18,6 +19,9 @@ from dagster import (
 
 from etl_platform.defs.hr.keys import REJECTIONS_KEY, REPORT_KEYS, TABLE_KEYS
 from etl_platform.defs.hr.migration import LANDING_FILES, hr_tables, landed_files, landing_root
+from etl_platform.defs.hr.tables import INGESTED
+from etl_platform.defs.hr.tables import metadata as hr_tables_metadata
+from etl_platform.lib.warehouse import WarehouseResource
 
 MIGRATION_OP = hr_tables.op.name
 FILES_TAG = "hr/files"
@@ -73,3 +77,33 @@ def hr_landing_sensor(context: SensorEvaluationContext):
     )
     # Files removed from the landing are forgotten: dropped again, they load again.
     return SensorResult(run_requests=[request], cursor=json.dumps(current, sort_keys=True))
+
+
+def table_fingerprints(connection: sa.Connection) -> dict[str, list[int]]:
+    """Row count and highest id of each ingestible table: what an API insert changes."""
+    return {
+        name: list(connection.execute(sa.select(sa.func.count(), sa.func.coalesce(sa.func.max(table.c.id), 0))).one())
+        for name, table in INGESTED.items()
+    }
+
+
+@sensor(
+    name="hr_api_writes_sensor",
+    asset_selection=AssetSelection.assets(*REPORT_KEYS.values()),
+    minimum_interval_seconds=60,
+    default_status=DefaultSensorStatus.RUNNING,
+    description=(
+        "Refreshes the hiring reports when rows reach the HR tables outside Dagster (the batch "
+        "ingestion API): it compares each table's row count and highest id with the last look."
+    ),
+)
+def hr_api_writes_sensor(context: SensorEvaluationContext, warehouse: WarehouseResource):
+    warehouse.ensure_tables(hr_tables_metadata)
+    with warehouse.begin() as connection:
+        current = table_fingerprints(connection)
+    cursor = json.dumps(current, sort_keys=True)
+    if context.cursor == cursor:
+        return SensorResult(skip_reason=SkipReason("the HR tables have not changed"), cursor=cursor)
+    if context.cursor is None and not any(count for count, _ in current.values()):
+        return SensorResult(skip_reason=SkipReason("the HR tables are empty"), cursor=cursor)
+    return SensorResult(run_requests=[RunRequest(run_key=f"hr_reports:{cursor}")], cursor=cursor)
