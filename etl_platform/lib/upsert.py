@@ -8,7 +8,8 @@ What a table needs is declared once, on its SQLAlchemy `Table`:
   columns it shares with its parent; when a parent row is inserted or really changes, its
   children are replaced (deleted, then inserted from the new version).
 
-Rows are staged into a temporary table (Postgres: CSV `COPY`; SQLite: batched inserts), then
+Rows are staged into a temporary table (Postgres: CSV `COPY`, zoned timestamps written as UTC
+text; SQLite: batched inserts), then
 merged with `INSERT ... SELECT ... ON CONFLICT DO UPDATE` that updates only rows whose content
 differs, so re-running a load writes nothing. The caller owns the transaction.
 """
@@ -21,6 +22,7 @@ from dataclasses import dataclass, field
 
 import pandas as pd
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.csv as pa_csv
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
@@ -171,9 +173,25 @@ def _copy_into(connection: sa.Connection, table: sa.Table, frame: pd.DataFrame) 
         for start in range(0, len(frame), COPY_CHUNK_ROWS):
             buffer = io.BytesIO()
             chunk = pa.Table.from_pandas(frame.iloc[start : start + COPY_CHUNK_ROWS], preserve_index=False)
-            pa_csv.write_csv(chunk, buffer, options)
+            pa_csv.write_csv(_zoned_as_utc_text(chunk), buffer, options)
             copy.write(buffer.getvalue())
     cursor.close()
+
+
+def _zoned_as_utc_text(chunk: pa.Table) -> pa.Table:
+    """Zoned timestamps as UTC text, e.g. "2024-05-01 12:00:00.000000000+00".
+
+    pyarrow's CSV writer looks the zone up for every zoned value: that was over half the
+    staging time of a CVE batch. Arrow stores the UTC instant whatever the zone, so formatting
+    it as a naive timestamp and marking it "+00" writes the same instant, at the same
+    precision, ten times faster. Nulls stay null (empty, unquoted: NULL to COPY).
+    """
+    for index, column in enumerate(chunk.schema):
+        if pa.types.is_timestamp(column.type) and column.type.tz is not None:
+            utc = chunk.column(index).cast(pa.int64()).cast(pa.timestamp(column.type.unit))
+            text = pc.binary_join_element_wise(utc.cast(pa.string()), "+00", "")
+            chunk = chunk.set_column(index, column.name, text)
+    return chunk
 
 
 def _upsert_statement(
