@@ -7,20 +7,14 @@ from datetime import datetime, timedelta, timezone
 
 from upath import UPath
 
+from etl_platform.lib.storage import modified_at
+
 
 @dataclass
 class Sweep:
     deleted: list[str] = field(default_factory=list)
     kept: int = 0
     bytes_freed: int = 0
-
-
-def modified_at(info: dict) -> datetime:
-    """Modification time from fsspec file info (local `mtime`, S3 `LastModified`)."""
-    value = info.get("LastModified") or info.get("mtime") or info.get("last_modified") or info.get("created")
-    if isinstance(value, datetime):
-        return value if value.tzinfo else value.replace(tzinfo=timezone.utc)
-    return datetime.fromtimestamp(float(value), tz=timezone.utc)
 
 
 def delete_older_than(folder: UPath, max_age: timedelta, now: datetime | None = None) -> Sweep:

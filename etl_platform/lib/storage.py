@@ -7,6 +7,7 @@ same code. Paths follow Dagster's `UPathIOManager` layout: `<base>/<key parts>/<
 from __future__ import annotations
 
 import json
+from datetime import datetime, timezone
 from typing import Any
 
 import pandas as pd
@@ -39,6 +40,16 @@ def storage_root(url: str | None = None) -> UPath:
         options: dict[str, Any] = {"client_kwargs": {"endpoint_url": endpoint}} if endpoint else {}
         return UPath(url, **options)
     return UPath(url)
+
+
+def modified_at(info: dict) -> datetime:
+    """Modification time from fsspec file info (local `mtime`, S3 `LastModified`); now if absent."""
+    value = info.get("LastModified") or info.get("mtime") or info.get("last_modified") or info.get("created")
+    if isinstance(value, datetime):
+        return value.astimezone(timezone.utc) if value.tzinfo else value.replace(tzinfo=timezone.utc)
+    if value is None:
+        return datetime.now(timezone.utc)
+    return datetime.fromtimestamp(float(value), tz=timezone.utc)
 
 
 def ensure_folder(path: UPath) -> None:

@@ -19,7 +19,7 @@ import io
 from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import datetime
 from typing import Any
 
 import pandas as pd
@@ -42,7 +42,7 @@ from etl_platform.defs.hr import tables
 from etl_platform.defs.hr.keys import GROUP, OWNERS, REJECTIONS_KEY, TABLE_KEYS
 from etl_platform.defs.hr.rules import check_rows, log_rejections, references
 from etl_platform.lib import settings
-from etl_platform.lib.storage import PREVIEW_ROWS, StorageResource, storage_root, write_bytes
+from etl_platform.lib.storage import PREVIEW_ROWS, StorageResource, modified_at, storage_root, write_bytes
 from etl_platform.lib.upsert import merge
 from etl_platform.lib.warehouse import WarehouseResource
 
@@ -97,7 +97,7 @@ def landed_files(root: UPath) -> dict[str, LandedFile]:
             name=name,
             path=root / name,
             version=_version(entry),
-            modified=_modified(entry),
+            modified=modified_at(entry),
             size=int(entry.get("size") or 0),
         )
     return {name: found[name] for name in LANDING_FILES if name in found}
@@ -109,14 +109,6 @@ def _version(entry: Mapping[str, Any]) -> str:
         return str(etag).strip('"')
     return f"{entry.get('mtime')}:{entry.get('size')}"
 
-
-def _modified(entry: Mapping[str, Any]) -> datetime:
-    value = entry.get("LastModified") or entry.get("mtime") or entry.get("created")
-    if isinstance(value, datetime):
-        return value.astimezone(timezone.utc) if value.tzinfo else value.replace(tzinfo=timezone.utc)
-    if value is not None:
-        return datetime.fromtimestamp(float(value), tz=timezone.utc)
-    return datetime.now(timezone.utc)
 
 
 def parse_csv(data: bytes) -> list[list[str]]:
