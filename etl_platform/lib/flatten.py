@@ -155,6 +155,8 @@ def flatten(
     explode_paths = frozenset(_path_name(p, sep) for p in explode)
     if explode_paths and not key_cols:
         raise ValueError("explode needs a key to link child rows to their parent")
+    if name in explode_paths:
+        raise ValueError(f"root table name {name!r} is also an explode path")
     flattener = _Flattener(key_cols, explode_paths, sep)
     root_rows = []
     for index, record in enumerate(records):
