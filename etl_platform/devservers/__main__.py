@@ -1,9 +1,9 @@
 """Run a stand-in server in the foreground until Ctrl-C.
 
     python -m etl_platform.devservers nvd --port 8900 [--synthetic-per-day N]
-    python -m etl_platform.devservers fake-store|ecb|hotmart [--port P]
     python -m etl_platform.devservers fake-store --port 8901 [--no-auth]
     python -m etl_platform.devservers ecb --port 8902
+    python -m etl_platform.devservers hotmart --port 8903 [--generate N]
 """
 
 from __future__ import annotations
