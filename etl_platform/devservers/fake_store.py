@@ -40,6 +40,7 @@ from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 from etl_platform.devservers import nvd as _nvd
+from etl_platform.devservers.serving import ServedInThread
 from etl_platform.devservers.nvd import DelayFault, Fault, MalformedFault, StatusFault, TruncatedFault
 
 __all__ = ["FakeStoreStandIn", "Fault", "sample_products", "sample_categories"]
@@ -159,7 +160,7 @@ class _Server(_nvd._Server):
         self.RequestHandlerClass = _Handler
 
 
-class _LoopbackStandIn:
+class _LoopbackStandIn(ServedInThread):
     """Lifecycle, request log and fault queue common to the commerce stand-ins.
 
     Subclasses implement ``_handle(handler, method, path, params, body) -> None``
@@ -167,6 +168,7 @@ class _LoopbackStandIn:
     """
 
     _name = "standin"
+    _thread_name = "commerce-standin"
     _base_path = ""
 
     def __init__(self, host: str = "127.0.0.1", port: int = 0):
@@ -179,45 +181,10 @@ class _LoopbackStandIn:
         self._server: _Server | None = None
         self._thread: threading.Thread | None = None
 
-    # ---- lifecycle
+    # ---- lifecycle (ServedInThread)
 
-    def start(self):
-        if self._server is not None:
-            raise RuntimeError(f"{type(self).__name__} is already running")
-        self._stopping.clear()
-        self._server = _Server((self.host, self._requested_port), self)
-        self._thread = threading.Thread(
-            target=self._server.serve_forever,
-            kwargs={"poll_interval": 0.05},
-            name=f"{self._name}-standin:{self.port}",
-            daemon=True,
-        )
-        self._thread.start()
-        return self
-
-    def stop(self) -> None:
-        """Stop serving, close the listening socket and join every thread."""
-        server, thread = self._server, self._thread
-        if server is None or thread is None:
-            return
-        self._stopping.set()
-        server.shutdown()
-        server.drop_connections()
-        server.server_close()
-        thread.join()
-        self._server = self._thread = None
-
-    def __enter__(self):
-        return self.start()
-
-    def __exit__(self, *exc_info: object) -> None:
-        self.stop()
-
-    @property
-    def port(self) -> int:
-        if self._server is None:
-            raise RuntimeError(f"{type(self).__name__} is not running")
-        return self._server.server_address[1]
+    def _make_server(self) -> _Server:
+        return _Server((self.host, self._requested_port), self)
 
     @property
     def root_url(self) -> str:

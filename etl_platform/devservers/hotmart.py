@@ -50,6 +50,7 @@ from etl_platform.devservers.nvd import (
     _send_status_fault,
     _Server,
 )
+from etl_platform.devservers.serving import ServedInThread
 
 __all__ = ["Fault", "HotmartStandIn", "recorded_items", "SAMPLES_DIR"]
 
@@ -124,13 +125,15 @@ class _HotmartHandler(_Handler):
         self.server.standin._handle(self)
 
 
-class HotmartStandIn:
+class HotmartStandIn(ServedInThread):
     """Hotmart sales API stand-in served from a daemon thread on loopback.
 
     ``items`` (sales/history items) default to the recorded ones; the other
     sales endpoints serve their recorded examples. ``token_ttl`` is the
     ``expires_in`` (seconds) of issued tokens.
     """
+
+    _thread_name = "hotmart-standin"
 
     def __init__(
         self,
@@ -165,47 +168,12 @@ class HotmartStandIn:
         self._thread: threading.Thread | None = None
         self.set_items(recorded_items() if items is None else items)
 
-    # ---- lifecycle
+    # ---- lifecycle (ServedInThread)
 
-    def start(self) -> HotmartStandIn:
-        if self._server is not None:
-            raise RuntimeError("HotmartStandIn is already running")
-        self._stopping.clear()
+    def _make_server(self) -> _Server:
         server = _Server((self.host, self._requested_port), self)  # type: ignore[arg-type]
         server.RequestHandlerClass = _HotmartHandler  # adds POST for the token endpoint
-        self._server = server
-        self._thread = threading.Thread(
-            target=server.serve_forever,
-            kwargs={"poll_interval": 0.05},
-            name=f"hotmart-standin:{self.port}",
-            daemon=True,
-        )
-        self._thread.start()
-        return self
-
-    def stop(self) -> None:
-        """Stop serving, close the listening socket and join every thread."""
-        server, thread = self._server, self._thread
-        if server is None or thread is None:
-            return
-        self._stopping.set()
-        server.shutdown()
-        server.drop_connections()
-        server.server_close()
-        thread.join()
-        self._server = self._thread = None
-
-    def __enter__(self) -> HotmartStandIn:
-        return self.start()
-
-    def __exit__(self, *exc_info: object) -> None:
-        self.stop()
-
-    @property
-    def port(self) -> int:
-        if self._server is None:
-            raise RuntimeError("HotmartStandIn is not running")
-        return self._server.server_address[1]
+        return server
 
     @property
     def url(self) -> str:

@@ -34,6 +34,8 @@ from pathlib import Path
 from typing import NamedTuple
 from urllib.parse import parse_qs, urlsplit
 
+from etl_platform.devservers.serving import ServedInThread
+
 API_PATH = "/rest/json/cves/2.0"
 MAX_RESULTS_PER_PAGE = 2000
 MAX_WINDOW = timedelta(days=120)
@@ -413,13 +415,15 @@ class _Server(ThreadingHTTPServer):
             super().handle_error(request, client_address)
 
 
-class NvdStandIn:
+class NvdStandIn(ServedInThread):
     """NVD CVE API 2.0 stand-in served from a daemon thread on loopback.
 
     ``records`` defaults to :func:`sample_records`. With ``synthetic_per_day=N``
     the stored records are only templates: every requested UTC day holds N
     generated records (requests must then carry a lastMod window).
     """
+
+    _thread_name = "nvd-standin"
 
     def __init__(
         self,
@@ -442,45 +446,10 @@ class NvdStandIn:
         self.replace_records(records)
         self._synthetic = _Synthetic(records, synthetic_per_day) if synthetic_per_day else None
 
-    # ---- lifecycle
+    # ---- lifecycle (ServedInThread)
 
-    def start(self) -> NvdStandIn:
-        if self._server is not None:
-            raise RuntimeError("NvdStandIn is already running")
-        self._stopping.clear()
-        self._server = _Server((self.host, self._requested_port), self)
-        self._thread = threading.Thread(
-            target=self._server.serve_forever,
-            kwargs={"poll_interval": 0.05},  # shutdown() waits up to one poll interval
-            name=f"nvd-standin:{self.port}",
-            daemon=True,
-        )
-        self._thread.start()
-        return self
-
-    def stop(self) -> None:
-        """Stop serving, close the listening socket and join every thread."""
-        server, thread = self._server, self._thread
-        if server is None or thread is None:
-            return
-        self._stopping.set()  # wakes delay faults
-        server.shutdown()
-        server.drop_connections()
-        server.server_close()
-        thread.join()
-        self._server = self._thread = None
-
-    def __enter__(self) -> NvdStandIn:
-        return self.start()
-
-    def __exit__(self, *exc_info: object) -> None:
-        self.stop()
-
-    @property
-    def port(self) -> int:
-        if self._server is None:
-            raise RuntimeError("NvdStandIn is not running")
-        return self._server.server_address[1]
+    def _make_server(self) -> _Server:
+        return _Server((self.host, self._requested_port), self)
 
     @property
     def url(self) -> str:

@@ -1,0 +1,55 @@
+"""Serving a stand-in on loopback in a daemon thread: start, stop, context manager, port.
+
+A stand-in sets `host`, `_requested_port`, `_stopping` (a `threading.Event` that wakes its delay
+faults), `_server = _thread = None` in `__init__`, and builds its server in `_make_server()`;
+the server must offer `drop_connections()` so that `stop()` leaves no keep-alive socket open.
+"""
+
+from __future__ import annotations
+
+import threading
+
+
+class ServedInThread:
+    _thread_name = "standin"
+
+    def _make_server(self):
+        raise NotImplementedError
+
+    def start(self):
+        if self._server is not None:
+            raise RuntimeError(f"{type(self).__name__} is already running")
+        self._stopping.clear()
+        self._server = self._make_server()
+        self._thread = threading.Thread(
+            target=self._server.serve_forever,
+            kwargs={"poll_interval": 0.05},  # shutdown() waits up to one poll interval
+            name=f"{self._thread_name}:{self.port}",
+            daemon=True,
+        )
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        """Stop serving, close the listening socket and join every thread."""
+        server, thread = self._server, self._thread
+        if server is None or thread is None:
+            return
+        self._stopping.set()  # wakes delay faults
+        server.shutdown()
+        server.drop_connections()
+        server.server_close()
+        thread.join()
+        self._server = self._thread = None
+
+    def __enter__(self):
+        return self.start()
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.stop()
+
+    @property
+    def port(self) -> int:
+        if self._server is None:
+            raise RuntimeError(f"{type(self).__name__} is not running")
+        return self._server.server_address[1]
