@@ -27,6 +27,8 @@ import pyarrow.csv as pa_csv
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 
+from etl_platform.lib.schema_evolution import evolve
+
 COPY_CHUNK_ROWS = 50_000
 SQLITE_BATCH_ROWS = 5_000
 
@@ -46,15 +48,21 @@ class MergeResult:
     unchanged: int = 0
     duplicates_dropped: int = 0
     children: dict[str, int] = field(default_factory=dict)
+    added_columns: list[str] = field(default_factory=list)
+    widened_columns: list[str] = field(default_factory=list)
 
-    def as_metadata(self) -> dict[str, int]:
-        rows = {
+    def as_metadata(self) -> dict[str, int | str]:
+        rows: dict[str, int | str] = {
             f"{self.table}/staged": self.staged,
             f"{self.table}/inserted": self.inserted,
             f"{self.table}/updated": self.updated,
             f"{self.table}/unchanged_or_older": self.unchanged,
         }
         rows.update({f"{name}/rows_replaced": count for name, count in self.children.items()})
+        if self.added_columns:
+            rows[f"{self.table}/added_columns"] = ", ".join(self.added_columns)
+        if self.widened_columns:
+            rows[f"{self.table}/widened_columns"] = ", ".join(self.widened_columns)
         return rows
 
 
@@ -63,8 +71,17 @@ def merge(
     table: sa.Table,
     frame: pd.DataFrame,
     children: Mapping[sa.Table, pd.DataFrame] | None = None,
+    *,
+    evolve_schema: bool = False,
 ) -> MergeResult:
-    """Upsert `frame` into `table` and replace the children of every parent that changed."""
+    """Upsert `frame` into `table` and replace the children of every parent that changed.
+
+    `evolve_schema=True`: first create the table or add the frame's new columns, refusing an
+    incompatible type change before anything is loaded (`etl_platform.lib.schema_evolution`).
+    """
+    evolution = evolve(connection, table, frame) if evolve_schema else None
+    if evolution is not None:
+        table, frame = evolution.table, evolution.frame
     children = children or {}
     columns = _columns_of(table, frame)
     key = [c.name for c in table.primary_key.columns]
@@ -72,6 +89,8 @@ def merge(
         raise MergeError(f"table {table.name} has no primary key to merge on")
     frame, dropped = _deduplicate(frame, key, table.info.get("version_column"))
     result = MergeResult(table=table.name, staged=len(frame), duplicates_dropped=dropped)
+    if evolution is not None:
+        result.added_columns, result.widened_columns = evolution.added, evolution.widened
 
     stage = _stage(connection, table, frame, columns)
     existing = connection.execute(
