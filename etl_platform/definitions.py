@@ -6,6 +6,8 @@ from etl_platform.defs.cve import definitions as cve
 from etl_platform.defs.cve.resources import NvdResource
 from etl_platform.defs.hr import definitions as hr
 from etl_platform.defs.ops import definitions as ops
+from etl_platform.defs.sales import definitions as sales
+from etl_platform.defs.sales.resources import HotmartResource
 from etl_platform.lib.storage import JsonIOManagerFactory, ParquetIOManagerFactory, StorageResource
 from etl_platform.lib.warehouse import WarehouseResource
 
@@ -18,6 +20,7 @@ def build_resources() -> dict:
         "parquet_io_manager": ParquetIOManagerFactory(),
         "warehouse": WarehouseResource(),
         "nvd": NvdResource(),
+        "hotmart": HotmartResource(),
     }
 
 
@@ -26,6 +29,7 @@ defs = Definitions.merge(
     cve.defs,
     hr.defs,
     ops.defs,
+    sales.defs,
     Definitions(
         resources=build_resources(),
         # Steps here are small: the multiprocess executor's ~2 s per step would dominate a run.

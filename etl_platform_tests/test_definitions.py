@@ -34,6 +34,13 @@ EXPECTED_ASSETS = [
     "hr/tables/jobs",
     "ops/backup/hr_tables",
     "ops/retention/raw_files",
+    "sales/clean/sales",
+    "sales/flat/sale_commissions",
+    "sales/flat/sale_price_details",
+    "sales/flat/sale_users",
+    "sales/flat/sales",
+    "sales/raw/sales",
+    "sales/tables/sale",
 ]
 
 
@@ -85,7 +92,11 @@ def test_checks_and_schedules_are_registered():
         "cve_daily_schedule",
         "hr_backup_schedule",
         "raw_retention_schedule",
+        "sales_schedule",
     ]
+    assert "sales_sensor" in [s.name for s in repo.sensor_defs]
+    assert "sales/tables/sale:every_fetched_sale_loaded" in checks
+    assert "sales/clean/sales:pandera_schema" in checks
 
 
 def _dagster_cli(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess:

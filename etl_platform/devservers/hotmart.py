@@ -11,6 +11,9 @@ Follows the documented behaviour recorded in ``samples/hotmart_sales/SOURCES.md`
 * cursor paging: ``max_results`` + opaque ``page_token`` (base64 JSON like Hotmart's);
   ``page_info.next_page_token`` is left out on the last page (or ``null`` with
   ``null_next_token=True``);
+* the other endpoints serve their recorded examples; with ``start_date``, ``end_date`` or
+  ``transaction_status`` they answer about the sales/history items those filters select
+  (a recorded example per sale, under its transaction and product);
 * ``start_date`` / ``end_date`` (epoch ms, both inclusive) filter on
   ``purchase.order_date`` (``date_field``); ``transaction`` and
   ``transaction_status`` filter exactly; without either, only APPROVED and
@@ -61,6 +64,9 @@ LIVE_FILE = "hotmart-mcp__test-results_live_capture__PII_REDACTED.json"
 DOCUMENTED_DEFAULT_STATUSES = frozenset({"APPROVED", "COMPLETE"})
 DEFAULT_MAX_RESULTS = 10
 DAY_MS = 86_400_000
+# With any of these, the other sales endpoints answer about the stored sales/history items
+# the same filters select (one recorded example each, cycled, under the sale's transaction).
+WINDOW_PARAMS = frozenset({"start_date", "end_date", "transaction_status"})
 
 # endpoint (under API_PATH) -> (docs example file, tool name in the live capture)
 ENDPOINTS = {
@@ -399,7 +405,7 @@ class HotmartStandIn(ServedInThread):
         start, end = _int_param(params, "start_date"), _int_param(params, "end_date")
         transaction, status = params.get("transaction"), params.get("transaction_status")
         with self._lock:
-            if endpoint != "sales/history":
+            if endpoint != "sales/history" and not (set(params) & WINDOW_PARAMS):
                 items = copy.deepcopy(self._other[endpoint])
                 if transaction:
                     items = [i for i in items if _transaction(i) == transaction]
@@ -421,7 +427,18 @@ class HotmartStandIn(ServedInThread):
                     if purchase.get("status") not in self.default_statuses:
                         continue
                 selected.append(copy.deepcopy(item))
+            if endpoint != "sales/history":
+                return [self._about(endpoint, index, sale) for index, sale in enumerate(selected)]
             return selected
+
+    def _about(self, endpoint: str, index: int, sale: dict) -> dict:
+        """A recorded ``endpoint`` item (cycled) made to describe ``sale``: its transaction and product."""
+        templates = self._other[endpoint]
+        item = copy.deepcopy(templates[index % len(templates)])
+        item["transaction"] = sale["purchase"]["transaction"]
+        if "product" in item and isinstance(sale.get("product"), dict):
+            item["product"] = copy.deepcopy(sale["product"])
+        return item
 
 
 def _send_json(handler: BaseHTTPRequestHandler, status: int, body: dict) -> None:

@@ -50,6 +50,36 @@ class FlatTable:
     def __len__(self) -> int:
         return len(self.rows)
 
+    def to_storable_frame(self) -> pd.DataFrame:
+        """The rows as a DataFrame any file format holds: see :func:`storable_frame`."""
+        return storable_frame(self.to_frame())
+
+
+def storable_frame(frame: pd.DataFrame) -> pd.DataFrame:
+    """``frame`` with every column whose values mix kinds (text and numbers, say) as JSON text.
+
+    A source may send ``1`` in one record and ``"1"`` or ``{...}``-free text in another; Parquet and
+    Arrow need one type per column. Integers mixed with floats stay numbers (pandas makes them
+    floats); ``None`` stays null. Columns of one kind are returned unchanged.
+    """
+    mixed = {}
+    for name in frame.columns:
+        column = frame[name]
+        if column.dtype != object:
+            continue
+        kinds = {_kind(v) for v in column if v is not None and v == v}  # v == v: not NaN
+        if len(kinds) > 1:
+            mixed[name] = column.map(lambda v: v if v is None or isinstance(v, str) else to_json_text(v))
+    return frame.assign(**mixed) if mixed else frame
+
+
+def _kind(value: Any) -> str:
+    if isinstance(value, bool):
+        return "bool"
+    if isinstance(value, (int, float)):
+        return "number"
+    return type(value).__name__
+
 
 @dataclass(frozen=True)
 class FlatTables:

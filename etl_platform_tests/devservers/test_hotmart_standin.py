@@ -199,3 +199,20 @@ def test_faults_from_nvd(hotmart):
     hotmart.inject(Fault.malformed())
     with pytest.raises(ValueError):
         history(hotmart, token).json()
+
+
+@pytest.mark.parametrize("endpoint", ["sales/users", "sales/commissions", "sales/price/details"])
+def test_other_endpoints_follow_the_history_filters(hotmart, endpoint):
+    generated = hotmart.generate_items(5, seed=9, start_ms=WINDOW_START, end_ms=WINDOW_START + DAY_MS)
+    hotmart.update_status(generated[1]["purchase"]["transaction"], "REFUNDED")
+    token = hotmart.issue_token()
+
+    def codes(**params):
+        response = requests.get(
+            f"{hotmart.api_url}/{endpoint}", params=params, headers={"Authorization": f"Bearer {token}"}, timeout=10
+        )
+        return [i["transaction"] for i in response.json()["items"]]
+
+    window = {"start_date": WINDOW_START, "end_date": WINDOW_START + DAY_MS}
+    assert codes(**window, transaction_status="REFUNDED") == [generated[1]["purchase"]["transaction"]]
+    assert len(codes(**window)) == 4  # the documented default: APPROVED and COMPLETE only

@@ -134,3 +134,14 @@ def test_errors():
         flatten([{"a_b": 1, "a": {"b": 2}}])
     with pytest.raises(ValueError, match="no value for key"):
         flatten([{"x": [{"y": 1}]}], key=["id"], explode=["x"])
+
+
+def test_storable_frame_turns_mixed_columns_into_text():
+    records = [{"id": 1, "v": 49, "w": "a", "f": True}, {"id": 2, "v": 235.76, "w": 7, "f": None}]
+    frame = flatten(records, key=["id"]).root.to_storable_frame()
+    assert frame["v"].tolist() == [49, 235.76]  # numbers stay numbers
+    assert frame["w"].tolist() == ["a", "7"]  # text and a number: text
+    assert frame["f"].tolist() == [True, None]
+    import pyarrow as pa
+
+    pa.Table.from_pandas(frame)  # one type per column

@@ -1,0 +1,1 @@
+"""The `sales` group: Hotmart sales history -> raw JSON -> flattened files -> typed layer -> `sale`."""

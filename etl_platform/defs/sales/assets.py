@@ -1,0 +1,300 @@
+"""Assets of the `sales` group: raw pages -> flattened files -> typed layer -> `sale`.
+
+Not partitioned: every run pulls from the cursor (the end of the last window loaded into
+`sale`, kept in that materialization's metadata) minus an overlap, to now; see `fetch.py`.
+"""
+
+import io
+from datetime import datetime, timedelta, timezone
+
+import orjson
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+import sqlalchemy as sa
+from dagster import (
+    AssetCheckResult,
+    AssetCheckSpec,
+    AssetExecutionContext,
+    AssetIn,
+    AssetKey,
+    Config,
+    DagsterInstance,
+    MaterializeResult,
+    MetadataValue,
+    Output,
+    TableColumn,
+    TableSchema,
+    asset,
+)
+from pydantic import Field
+
+from etl_platform.defs.sales import tables
+from etl_platform.defs.sales.fetch import (
+    CURSOR_KEY,
+    fetch_window,
+    from_ms,
+    parse_moment,
+    run_folder_name,
+    Window,
+    run_window,
+)
+from etl_platform.defs.sales.parse import flat_sales, typed_sales
+from etl_platform.defs.sales.resources import HotmartResource
+from etl_platform.defs.sales.schemas import KEY, SaleModel
+from etl_platform.lib.flatten import flatten
+from etl_platform.lib.frame_checks import (
+    UNIQUE_KEY_CHECK,
+    schema_check,
+    schema_check_spec,
+    unique_key_check,
+)
+from etl_platform.lib.storage import StorageResource, frame_metadata, storage_root, write_bytes
+from etl_platform.lib.upsert import merge
+from etl_platform.lib.warehouse import WarehouseResource
+
+GROUP = "sales"
+OWNERS = ["team:data-platform"]
+RAW_SALES = AssetKey([GROUP, "raw", "sales"])
+FLAT_SALES = AssetKey([GROUP, "flat", "sales"])
+CLEAN_SALES = AssetKey([GROUP, "clean", "sales"])
+SALE_TABLE = AssetKey([GROUP, "tables", "sale"])
+CORE_ASSETS = (RAW_SALES, FLAT_SALES, CLEAN_SALES, SALE_TABLE)
+LOADED_CHECK = "every_fetched_sale_loaded"
+DEFAULT_OVERLAP_HOURS = 7 * 24
+
+
+def last_cursor(instance: DagsterInstance) -> int | None:
+    """End of the last window loaded into `sale` (epoch ms), from its latest materialization."""
+    event = instance.get_latest_materialization_event(SALE_TABLE)
+    if event is None or event.asset_materialization is None:
+        return None
+    value = event.asset_materialization.metadata.get(CURSOR_KEY)
+    return int(value.value) if value is not None else None
+
+
+class SalesWindowConfig(Config):
+    overlap_hours: float = Field(
+        default=DEFAULT_OVERLAP_HOURS,
+        ge=0,
+        description=(
+            "how far before the cursor a run starts again: late updates (a refund, a chargeback) of sales "
+            "ordered within it are picked up; default 7 days, Hotmart's shortest guarantee"
+        ),
+    )
+    start: str | None = Field(default=None, description="ISO date or date-time: pull from here instead (by hand)")
+    end: str | None = Field(default=None, description="ISO date or date-time: pull up to here instead of now")
+
+
+@asset(
+    key=RAW_SALES,
+    group_name=GROUP,
+    io_manager_key="json_io_manager",
+    kinds={"json", "python"},
+    owners=OWNERS,
+    description=(
+        "Hotmart `sales/history` for the run's window (from the cursor minus the overlap, or "
+        "SALES_START_DATE, to now), every documented transaction_status, as the API sent it: one "
+        "JSON file per page under sales/raw/sales/<day>/<run>/, plus this manifest."
+    ),
+)
+def raw_sales(
+    context: AssetExecutionContext, config: SalesWindowConfig, hotmart: HotmartResource, storage: StorageResource
+) -> Output[dict]:
+    now = datetime.now(timezone.utc)
+    window = run_window(
+        last_cursor(context.instance),
+        now,
+        timedelta(hours=config.overlap_hours),
+        start=parse_moment(config.start) if config.start else None,
+        end=parse_moment(config.end) if config.end else None,
+    )
+    context.log.info(f"sales window {window.describe()} (cursor {window.cursor_before_ms})")
+    folder = storage.root().joinpath(*RAW_SALES.path, run_folder_name(window))
+    client = hotmart.client(context.log)
+    fetched = fetch_window(client, "sales/history", window, folder)
+    manifest = fetched.manifest("sales/history", hotmart.resolved_api_url()) | {"run": run_folder_name(window)}
+    return Output(
+        manifest,
+        metadata={
+            "dagster/row_count": fetched.records,
+            "window_start": from_ms(window.start_ms).isoformat(),
+            "window_end": from_ms(window.end_ms).isoformat(),
+            "continued_from_cursor": window.cursor_before_ms is not None,
+            "pages": len(fetched.pages),
+            "requests": fetched.requests,
+            "token_requests": client.token_requests,
+            "records_by_status": MetadataValue.json(fetched.by_status),
+            "folder": MetadataValue.path(str(folder)),
+        },
+    )
+
+
+def read_items(manifest: dict) -> list[dict]:
+    """The items of every page a raw manifest lists, in order."""
+    folder = storage_root(manifest["folder"])
+    items: list[dict] = []
+    for name in manifest["pages"]:
+        items.extend(orjson.loads((folder / name).read_bytes())["items"])
+    return items
+
+
+class FlatFilesConfig(Config):
+    csv: bool = Field(default=False, description="also write the flattened rows as CSV, as the original system did")
+
+
+@asset(
+    key=FLAT_SALES,
+    ins={"raw": AssetIn(RAW_SALES)},
+    group_name=GROUP,
+    io_manager_key="parquet_io_manager",
+    kinds={"parquet", "pandas"},
+    owners=OWNERS,
+    description=(
+        "The run's sales flattened by the generic flatten: nested objects -> path keys joined with "
+        "`_` (purchase_price_value), stable column order whatever the key order, values as sent. "
+        "Kept per run as sales/flat/sales/<day>/<run>.parquet (and .csv when config csv=true)."
+    ),
+)
+def flat_sales_files(context: AssetExecutionContext, config: FlatFilesConfig, raw: dict, storage: StorageResource):
+    flat = flat_sales(read_items(raw))
+    base = storage.root().joinpath(*FLAT_SALES.path, raw["run"])
+    files = {"parquet": base.with_name(base.name + ".parquet")}
+    buffer = io.BytesIO()
+    pq.write_table(pa.Table.from_pandas(flat, preserve_index=False), buffer, compression="zstd")
+    write_bytes(files["parquet"], buffer.getvalue())
+    if config.csv:
+        files["csv"] = base.with_name(base.name + ".csv")
+        write_bytes(files["csv"], flat.to_csv(index=False).encode())
+    return Output(
+        flat,
+        metadata={
+            **frame_metadata(flat),
+            **{f"file_{kind}": MetadataValue.path(str(path)) for kind, path in files.items()},
+        },
+    )
+
+
+@asset(
+    key=CLEAN_SALES,
+    ins={"flat": AssetIn(FLAT_SALES)},
+    group_name=GROUP,
+    io_manager_key="parquet_io_manager",
+    kinds={"parquet", "pandas"},
+    owners=OWNERS,
+    check_specs=[
+        schema_check_spec(CLEAN_SALES, SaleModel),
+        AssetCheckSpec(UNIQUE_KEY_CHECK, asset=CLEAN_SALES, blocking=True, description="one row per transaction"),
+    ],
+    description=(
+        f"{SaleModel.__doc__} Typed: epoch ms -> UTC timestamps, money as decimals, integers and "
+        "booleans as such; fields the model does not declare are kept, typed from their values. "
+        "Checked against SaleModel."
+    ),
+)
+def clean_sales(context: AssetExecutionContext, flat: pd.DataFrame):
+    frame, duplicates = typed_sales(flat)
+    yield Output(frame, metadata={**frame_metadata(frame), "duplicates_dropped": duplicates})
+    yield schema_check(CLEAN_SALES, SaleModel, frame)
+    yield unique_key_check(CLEAN_SALES, frame, [KEY])
+
+
+def column_schema(table: sa.Table) -> TableSchema:
+    return TableSchema(columns=[TableColumn(c.name, str(c.type), description=c.comment or "") for c in table.columns])
+
+
+@asset(
+    key=SALE_TABLE,
+    ins={"sales": AssetIn(CLEAN_SALES), "raw": AssetIn(RAW_SALES)},
+    group_name=GROUP,
+    kinds={"sql", "postgres"},
+    owners=OWNERS,
+    check_specs=[
+        AssetCheckSpec(LOADED_CHECK, asset=SALE_TABLE, description="every sale of the run is in `sale` once")
+    ],
+    metadata={"dagster/table_name": "sale", "dagster/column_schema": column_schema(tables.sale)},
+    description=(
+        f"{tables.sale.comment} Upserted on purchase_transaction by the generic merge with schema "
+        "evolution: new source fields become new columns (listed in added_columns); an incompatible "
+        "type change fails the run before anything is loaded. Records the cursor for the next run."
+    ),
+)
+def sale_table(context: AssetExecutionContext, warehouse: WarehouseResource, sales: pd.DataFrame, raw: dict):
+    with warehouse.begin() as connection:
+        result = merge(connection, tables.sale, sales, evolve_schema=True)
+        current = sa.Table("sale", sa.MetaData(), autoload_with=connection)
+        loaded = _loaded(connection, current, sales)
+        total = connection.execute(sa.select(sa.func.count()).select_from(current)).scalar_one()
+    context.log.info(f"sale: {result}")
+    cursor = max(raw["window_end_ms"], raw.get("cursor_before_ms") or 0)
+    yield MaterializeResult(
+        metadata={
+            "inserted": result.inserted,
+            "updated": result.updated,
+            "unchanged": result.unchanged,
+            "added_columns": ", ".join(result.added_columns),
+            "added_column_count": len(result.added_columns),
+            "widened_columns": ", ".join(result.widened_columns),
+            "window_start": from_ms(raw["window_start_ms"]).isoformat(),
+            "window_end": from_ms(raw["window_end_ms"]).isoformat(),
+            CURSOR_KEY: cursor,
+            "dagster/row_count": total,
+            "dagster/column_schema": column_schema(current),
+            "warehouse": warehouse.redacted_url(),
+        }
+    )
+    yield AssetCheckResult(
+        check_name=LOADED_CHECK,
+        passed=loaded == len(sales),
+        metadata={"run_sales": len(sales), "found_in_sale": loaded},
+    )
+
+
+def _loaded(connection: sa.Connection, table: sa.Table, sales: pd.DataFrame) -> int:
+    keys = sales[KEY].dropna().astype(str).tolist()
+    found = 0
+    for first in range(0, len(keys), 10_000):
+        found += connection.execute(
+            sa.select(sa.func.count()).select_from(table).where(table.c[KEY].in_(keys[first : first + 10_000]))
+        ).scalar_one()
+    return found
+
+
+# ---- the other sales endpoints, for the same window: assets a user materializes when wanted
+
+OTHER_ENDPOINTS = {
+    "sale_users": ("sales/users", "participants of each sale (buyer, producer, affiliates) with documents and address"),
+    "sale_commissions": ("sales/commissions", "commissions of each sale per participant"),
+    "sale_price_details": ("sales/price/details", "price breakdown of each sale (base, VAT, fee, coupon, conversion)"),
+}
+
+
+def other_endpoint_asset(entity: str, endpoint: str, what: str):
+    key = AssetKey([GROUP, "flat", entity])
+
+    @asset(
+        key=key,
+        ins={"raw": AssetIn(RAW_SALES)},
+        group_name=GROUP,
+        io_manager_key="parquet_io_manager",
+        kinds={"parquet", "pandas"},
+        owners=OWNERS,
+        description=(
+            f"Hotmart `{endpoint}`: {what}, for the window of the last sales/history run, every status; "
+            f"raw pages kept under sales/raw/{entity}/, flattened here (lists kept as JSON text). "
+            "Not in the 7-minute job: materialize it when wanted."
+        ),
+    )
+    def _other_endpoint(context: AssetExecutionContext, raw: dict, hotmart: HotmartResource, storage: StorageResource):
+        window = Window(raw["window_start_ms"], raw["window_end_ms"], raw.get("cursor_before_ms"))
+        folder = storage.root().joinpath(GROUP, "raw", entity, run_folder_name(window))
+        fetched = fetch_window(hotmart.client(context.log), endpoint, window, folder)
+        items = read_items(fetched.manifest(endpoint, hotmart.resolved_api_url()))
+        frame = flatten(items, key=("transaction",), name=entity).root.to_storable_frame()
+        return Output(frame, metadata={**frame_metadata(frame), "pages": len(fetched.pages), "folder": MetadataValue.path(str(folder))})
+
+    _other_endpoint.__name__ = entity
+    return _other_endpoint
+
+
+other_endpoint_assets = [other_endpoint_asset(entity, *spec) for entity, spec in OTHER_ENDPOINTS.items()]
