@@ -1,0 +1,439 @@
+"""Assets of the `commerce` group, and the one-time history load of the ECB rates (`ops`).
+
+    commerce/raw/fx_rates -> commerce/clean/fx_rates -> commerce/tables/fx_rate
+    commerce/raw/products -> commerce/clean/products -> commerce/diff/product_changes
+        -> commerce/tables/product, commerce/tables/product_price_history
+    ops/history/fx_rates (not partitioned): every currency since 1999 -> fx_rate, one request
+"""
+
+from datetime import date, datetime, timezone
+
+import pandas as pd
+import sqlalchemy as sa
+from dagster import (
+    AssetCheckResult,
+    AssetCheckSpec,
+    AssetDep,
+    AssetExecutionContext,
+    AssetIn,
+    AssetKey,
+    AssetSpec,
+    Failure,
+    MaterializeResult,
+    MetadataValue,
+    Output,
+    TableColumn,
+    TableSchema,
+    asset,
+    multi_asset,
+)
+from upath import UPath
+
+from etl_platform.defs.commerce import tables
+from etl_platform.defs.commerce.diff import LOADABLE, PRESENT, diff_products, priced, warehouse_baseline
+from etl_platform.defs.commerce.parse import (
+    parse_eurofxref_history,
+    parse_products,
+    parse_sdmx_csv,
+    parse_sdmx_json,
+    published,
+    rate_for_day,
+    typed,
+)
+from etl_platform.defs.commerce.partitions import PREVIOUS_DAY, commerce_daily, lookback_window
+from etl_platform.defs.commerce.resources import EcbResource, FakeStoreResource
+from etl_platform.defs.commerce.schemas import CHANGE_KINDS, FxRateModel, ProductChangeModel, ProductModel
+from etl_platform.lib import scd2
+from etl_platform.lib.frame_checks import schema_check, schema_check_spec
+from etl_platform.lib.storage import StorageResource, frame_metadata, write_bytes
+from etl_platform.lib.upsert import merge
+from etl_platform.lib.warehouse import WarehouseResource
+
+GROUP = "commerce"
+OWNERS = ["team:data-platform"]
+RAW_FX = AssetKey([GROUP, "raw", "fx_rates"])
+CLEAN_FX = AssetKey([GROUP, "clean", "fx_rates"])
+RAW_PRODUCTS = AssetKey([GROUP, "raw", "products"])
+CLEAN_PRODUCTS = AssetKey([GROUP, "clean", "products"])
+DIFF = AssetKey([GROUP, "diff", "product_changes"])
+TABLES = {t.name: AssetKey([GROUP, "tables", t.name]) for t in (tables.fx_rate, tables.product, tables.product_price_history)}
+FX_HISTORY = AssetKey(["ops", "history", "fx_rates"])
+ONE_OPEN_ROW_CHECK = "one_open_row_per_product"
+EXTENSIONS = {"csvdata": "csv", "jsondata": "json"}
+
+
+def raw_folder(root: UPath, key: AssetKey, partition_key: str) -> UPath:
+    """Where a day's bodies are kept, beside the day's manifest written by the JSON IO manager."""
+    return root.joinpath(*key.path, partition_key)
+
+
+def column_schema(table: sa.Table) -> TableSchema:
+    return TableSchema(columns=[TableColumn(c.name, str(c.type), description=c.comment or "") for c in table.columns])
+
+
+def table_metadata(table: sa.Table) -> dict:
+    return {"dagster/table_name": table.name, "dagster/column_schema": column_schema(table)}
+
+
+# ---------------------------------------------------------------- rates
+
+
+@asset(
+    key=RAW_FX,
+    group_name=GROUP,
+    partitions_def=commerce_daily,
+    io_manager_key="json_io_manager",
+    kinds={"json", "python"},
+    owners=OWNERS,
+    description=(
+        "The ECB's USD per EUR reference rates (EXR D.USD.EUR.SP00.A) of the two weeks up to the "
+        "day, as the SDMX data API sent them (csvdata or jsondata), kept in the day's folder, plus "
+        "this manifest. Two weeks always hold the last rate published before a weekend or holiday."
+    ),
+)
+def raw_fx_rates(context: AssetExecutionContext, ecb: EcbResource, storage: StorageResource) -> Output[dict]:
+    day = date.fromisoformat(context.partition_key)
+    start, end = lookback_window(day)
+    answer = ecb.client(context.log).series(start, end)
+    name = f"response.{EXTENSIONS[answer.format] if answer.found else 'txt'}"
+    write_bytes(raw_folder(storage.root(), RAW_FX, context.partition_key) / name, answer.body)
+    manifest = {
+        "partition": context.partition_key,
+        "source": answer.url,
+        "params": answer.params,
+        "format": answer.format,
+        "status": answer.status,
+        "file": name,
+        "fetched_at": datetime.now(timezone.utc).isoformat(),
+    }
+    metadata = {"window": f"{start}..{end}", "status": answer.status, "bytes": len(answer.body), "format": answer.format}
+    if not answer.found:
+        metadata["warning"] = f"the ECB published no rate from {start} to {end} ({answer.body[:60].decode(errors='replace')})"
+    return Output(manifest, metadata=metadata)
+
+
+def read_observations(root: UPath, manifest: dict) -> list[dict]:
+    if manifest["status"] != 200:
+        return []
+    body = (raw_folder(root, RAW_FX, manifest["partition"]) / manifest["file"]).read_bytes()
+    return parse_sdmx_csv(body) if manifest["format"] == "csvdata" else parse_sdmx_json(body)
+
+
+@asset(
+    key=CLEAN_FX,
+    ins={"raw": AssetIn(RAW_FX)},
+    group_name=GROUP,
+    partitions_def=commerce_daily,
+    io_manager_key="parquet_io_manager",
+    kinds={"pandas", "parquet"},
+    owners=OWNERS,
+    check_specs=[schema_check_spec(CLEAN_FX, FxRateModel)],
+    description=(
+        f"{FxRateModel.__doc__} The rates published in the day's two-week window, exact decimals; "
+        "days sent with an empty or NaN value (holidays) are left out and listed in the metadata."
+    ),
+)
+def clean_fx_rates(context: AssetExecutionContext, raw: dict, storage: StorageResource):
+    observations = read_observations(storage.root(), raw)
+    rates = typed(published(observations), FxRateModel)
+    blank = sorted(str(row["rate_date"]) for row in observations if row["rate"] is None)
+    yield Output(rates, metadata={**frame_metadata(rates), "days_without_value": ", ".join(blank) or "none"})
+    yield schema_check(CLEAN_FX, FxRateModel, rates)
+
+
+@asset(
+    key=TABLES["fx_rate"],
+    ins={"rates": AssetIn(CLEAN_FX)},
+    group_name=GROUP,
+    partitions_def=commerce_daily,
+    kinds={"sql", "postgres"},
+    owners=OWNERS,
+    metadata=table_metadata(tables.fx_rate),
+    description=f"{tables.fx_rate.comment} Upserted from the day's window (and from ops/history/fx_rates).",
+)
+def fx_rate_table(context: AssetExecutionContext, rates: pd.DataFrame, warehouse: WarehouseResource) -> MaterializeResult:
+    warehouse.ensure_tables(tables.metadata)
+    with warehouse.begin() as connection:
+        result = merge(connection, tables.fx_rate, rates)
+    return MaterializeResult(metadata={"inserted": result.inserted, "updated": result.updated, "rates_in_window": len(rates)})
+
+
+# ---------------------------------------------------------------- products
+
+
+@asset(
+    key=RAW_PRODUCTS,
+    group_name=GROUP,
+    partitions_def=commerce_daily,
+    io_manager_key="json_io_manager",
+    kinds={"json", "python"},
+    owners=OWNERS,
+    description=(
+        "The store's products of the category STORE_CATEGORY (default Shoes, resolved by name "
+        "through /categories), paged with offset/limit: one JSON file per page as the API sent it "
+        "in the day's folder, plus this manifest. An empty category is a valid, empty day."
+    ),
+)
+def raw_products(context: AssetExecutionContext, store: FakeStoreResource, storage: StorageResource) -> Output[dict]:
+    client = store.client(context.log)
+    name = store.resolved_category()
+    category = client.category(name)
+    pages = client.product_pages(int(category["id"]))
+    folder = raw_folder(storage.root(), RAW_PRODUCTS, context.partition_key)
+    if folder.exists():  # a re-run: no page of an earlier, longer answer may linger
+        for stale in folder.iterdir():
+            stale.unlink()
+    files = []
+    for number, body in enumerate(pages):
+        files.append(f"page-{number:04d}.json")
+        write_bytes(folder / files[-1], body)
+    count = len(parse_products(pages))
+    manifest = {
+        "partition": context.partition_key,
+        "source": store.resolved_url(),
+        "category": {"id": category["id"], "name": category.get("name"), "slug": category.get("slug")},
+        "page_size": client.page_size,
+        "pages": files,
+        "products": count,
+        "fetched_at": datetime.now(timezone.utc).isoformat(),
+    }
+    metadata = {
+        "dagster/row_count": count,
+        "category": f"{category.get('name')} (id {category['id']})",
+        "pages": len(files),
+        **{f"auth/{event}": n for event, n in client.auth_events.items()},
+    }
+    if not count:
+        metadata["warning"] = f"the category {name!r} has no products today: an empty day"
+        context.log.warning(metadata["warning"])
+    return Output(manifest, metadata=metadata)
+
+
+@asset(
+    key=CLEAN_PRODUCTS,
+    ins={"raw": AssetIn(RAW_PRODUCTS)},
+    group_name=GROUP,
+    partitions_def=commerce_daily,
+    io_manager_key="parquet_io_manager",
+    kinds={"pandas", "parquet"},
+    owners=OWNERS,
+    check_specs=[schema_check_spec(CLEAN_PRODUCTS, ProductModel)],
+    description=f"{ProductModel.__doc__} Typed, prices as exact decimals (half-even to the cent), checked against ProductModel.",
+)
+def clean_products(context: AssetExecutionContext, raw: dict, storage: StorageResource):
+    folder = raw_folder(storage.root(), RAW_PRODUCTS, raw["partition"])
+    frame = typed(parse_products([(folder / name).read_bytes() for name in raw["pages"]]), ProductModel)
+    yield Output(frame, metadata=frame_metadata(frame))
+    yield schema_check(CLEAN_PRODUCTS, ProductModel, frame)
+
+
+def usd_per_eur(context, rates: pd.DataFrame, warehouse: WarehouseResource, day: date) -> tuple[date, object, str]:
+    """The day's rate and its date: from the day's window, else from fx_rate (e.g. the history load)."""
+    found = rate_for_day(rates, day)
+    if found is not None:
+        return (*found, "ECB data API")
+    start, _ = lookback_window(day)
+    fx = tables.fx_rate.c
+    with warehouse.begin() as connection:
+        row = connection.execute(
+            sa.select(fx.rate_date, fx.rate)
+            .where(fx.base == "EUR", fx.quote == "USD", fx.rate_date.between(start, day))
+            .order_by(fx.rate_date.desc())
+            .limit(1)
+        ).first()
+    if row is not None:
+        return row.rate_date, row.rate, "fx_rate table"
+    raise Failure(
+        description=(
+            f"No USD per EUR rate was published from {start} to {day}: neither the ECB data API "
+            f"nor the fx_rate table has one. Check ECB_API_URL, or load ops/history/fx_rates."
+        ),
+        allow_retries=False,
+    )
+
+
+@asset(
+    key=DIFF,
+    ins={
+        "products": AssetIn(CLEAN_PRODUCTS),
+        "rates": AssetIn(CLEAN_FX),
+        # The day before's diff holds the day before's products: the baseline. Missing for the
+        # first day loaded (then the warehouse is the baseline); it orders backfills by date.
+        "previous": AssetIn(DIFF, partition_mapping=PREVIOUS_DAY, metadata={"allow_missing_partitions": True}),
+    },
+    group_name=GROUP,
+    partitions_def=commerce_daily,
+    io_manager_key="parquet_io_manager",
+    kinds={"pandas", "parquet"},
+    owners=OWNERS,
+    check_specs=[schema_check_spec(DIFF, ProductChangeModel)],
+    description=(
+        "Each product of the day priced in EUR at the day's rate (or the last one published before "
+        "it, whose date is kept), against the day before: new, changed, unchanged, or removed."
+    ),
+)
+def product_changes(context: AssetExecutionContext, products: pd.DataFrame, rates: pd.DataFrame, previous, warehouse: WarehouseResource):
+    day = date.fromisoformat(context.partition_key)
+    rate_date, rate, source = usd_per_eur(context, rates, warehouse, day)
+    if previous is None:
+        warehouse.ensure_tables(tables.metadata)
+        with warehouse.begin() as connection:
+            baseline = warehouse_baseline(connection)
+    else:
+        baseline = previous
+    diff = diff_products(priced(products, rate_date, rate), baseline)
+    counts = diff["change"].value_counts()
+    metadata = {
+        **frame_metadata(diff),
+        "rate": f"{rate} USD per EUR",
+        "rate_date": str(rate_date),
+        "rate_source": source,
+        "baseline": "the day before" if previous is not None else "the warehouse",
+        **{f"changes/{kind}": int(counts.get(kind, 0)) for kind in CHANGE_KINDS},
+    }
+    if products.empty:
+        metadata["warning"] = "no product listed today: an empty day"
+    context.log.info(f"{day}: {rate} USD per EUR of {rate_date} ({source}); {dict(counts)}")
+    yield Output(diff, metadata=metadata)
+    yield schema_check(DIFF, ProductChangeModel, diff)
+
+
+# ---------------------------------------------------------------- product tables
+
+
+def product_rows(diff: pd.DataFrame, day: date, active: set[int]) -> pd.DataFrame:
+    """Rows to upsert: new and changed products, listed ones the warehouse lacks, and listed
+    ones removed today (whole rows: Postgres checks NOT NULL before ON CONFLICT)."""
+    present = diff["change"].isin(PRESENT)
+    loaded = present & (diff["change"].isin(LOADABLE) | ~diff["id"].isin(active))
+    removed = (diff["change"] == "removed") & diff["id"].isin(active)
+    columns = [c for c in tables.product.c.keys() if c in diff.columns]
+    rows = diff.loc[loaded | removed, columns].assign(as_of=day)
+    rows["removed_on"] = pd.Series([day if gone else None for gone in removed[loaded | removed]], index=rows.index, dtype=object)
+    return rows
+
+
+def history_snapshot(diff: pd.DataFrame) -> pd.DataFrame:
+    present = diff[diff["change"].isin(PRESENT)]
+    return present[["id", *tables.HISTORY_COLUMNS]].rename(columns={"id": "product_id"})
+
+
+@multi_asset(
+    specs=[
+        AssetSpec(
+            key=TABLES["product"],
+            deps=[DIFF, AssetDep(TABLES["product"], partition_mapping=PREVIOUS_DAY)],
+            group_name=GROUP,
+            kinds={"sql", "postgres"},
+            owners=OWNERS,
+            description=f"{tables.product.comment} Upserted from the day's diff; a removed product keeps its row with removed_on.",
+            metadata=table_metadata(tables.product),
+        ),
+        AssetSpec(
+            key=TABLES["product_price_history"],
+            deps=[DIFF, AssetDep(TABLES["product_price_history"], partition_mapping=PREVIOUS_DAY)],
+            group_name=GROUP,
+            kinds={"sql", "postgres"},
+            owners=OWNERS,
+            description=f"{tables.product_price_history.comment} Applied day after day, in date order.",
+            metadata=table_metadata(tables.product_price_history),
+        ),
+    ],
+    ins={"diff": AssetIn(DIFF)},
+    partitions_def=commerce_daily,
+    check_specs=[
+        AssetCheckSpec(ONE_OPEN_ROW_CHECK, asset=TABLES["product_price_history"], description="at most one open row per product, and no empty interval"),
+    ],
+)
+def product_tables(context: AssetExecutionContext, diff: pd.DataFrame, warehouse: WarehouseResource):
+    """The day's diff into `product` and `product_price_history`, in one transaction.
+
+    A day older than the latest day loaded changes nothing: the warehouse keeps the newer state
+    (the history's watermark says which day that is).
+    """
+    day = date.fromisoformat(context.partition_key)
+    warehouse.ensure_tables(tables.metadata)
+    with warehouse.begin() as connection:
+        through = scd2.applied_through(connection, tables.product_price_history, day)
+        if through is not None and day < through:
+            context.log.warning(f"{day} is older than the latest day loaded ({through}): nothing to change")
+            late = {"late": True, "loaded_through": str(through)}
+            results = {"product": late, "product_price_history": late}
+        else:
+            p = tables.product.c
+            stored = connection.execute(sa.select(p.id, p.removed_on)).all()
+            active = {row.id for row in stored if row.removed_on is None}
+            loading = product_rows(diff, day, active)
+            upserted = merge(connection, tables.product, loading)
+            history = scd2.apply_snapshot(connection, tables.product_price_history, history_snapshot(diff), day)
+            context.log.info(f"{day}: {upserted}; history {history}")
+            results = {
+                "product": {
+                    "inserted": upserted.inserted,
+                    "updated": upserted.updated,
+                    "removed": int(loading["removed_on"].notna().sum()),
+                    "listed": int(diff["change"].isin(PRESENT).sum()),
+                    "warehouse": warehouse.redacted_url(),
+                },
+                "product_price_history": {k.split("/", 1)[1]: v for k, v in history.as_metadata().items()},
+            }
+    # Reported once the transaction is committed.
+    for name, metadata in results.items():
+        yield MaterializeResult(asset_key=TABLES[name], metadata=metadata)
+    with warehouse.begin() as connection:
+        yield one_open_row_check(connection)
+
+
+def one_open_row_check(connection: sa.Connection) -> AssetCheckResult:
+    h = tables.product_price_history.c
+    several_open = connection.execute(
+        sa.select(h.product_id).where(h.valid_to.is_(None)).group_by(h.product_id).having(sa.func.count() > 1)
+    ).scalars().all()
+    empty = connection.execute(
+        sa.select(sa.func.count()).where(h.valid_to.is_not(None), h.valid_to <= h.valid_from)
+    ).scalar_one()
+    return AssetCheckResult(
+        asset_key=TABLES["product_price_history"],
+        check_name=ONE_OPEN_ROW_CHECK,
+        passed=not several_open and not empty,
+        metadata={"products_with_several_open_rows": len(several_open), "empty_intervals": empty},
+    )
+
+
+# ---------------------------------------------------------------- history load (ops)
+
+
+@asset(
+    key=FX_HISTORY,
+    group_name="ops",
+    kinds={"python", "postgres"},
+    owners=OWNERS,
+    metadata=table_metadata(tables.fx_rate),
+    description=(
+        "One-time (or occasional) load of the ECB's full reference-rate history (eurofxref-hist, "
+        "every currency since 1999-01-04) into fx_rate, in one request: a year of commerce "
+        "backfill then needs no rate request per day. The zip is kept under ops/history/fx_rates/."
+    ),
+)
+def fx_rate_history(context: AssetExecutionContext, ecb: EcbResource, storage: StorageResource, warehouse: WarehouseResource):
+    client = ecb.client(context.log)
+    data = client.history()
+    write_bytes(storage.root().joinpath(*FX_HISTORY.path, "eurofxref-hist.zip"), data)
+    rates = typed(parse_eurofxref_history(data), FxRateModel)
+    check = schema_check(FX_HISTORY, FxRateModel, rates)
+    if not check.passed:
+        raise Failure(description="the eurofxref history does not satisfy FxRateModel", metadata=check.metadata)
+    warehouse.ensure_tables(tables.metadata)
+    with warehouse.begin() as connection:
+        result = merge(connection, tables.fx_rate, rates)
+    return MaterializeResult(
+        metadata={
+            "dagster/row_count": len(rates),
+            "inserted": result.inserted,
+            "updated": result.updated,
+            "currencies": int(rates["quote"].nunique()),
+            "first_day": str(min(rates["rate_date"])) if len(rates) else "",
+            "last_day": str(max(rates["rate_date"])) if len(rates) else "",
+            "source": MetadataValue.url(client.history_url),
+        }
+    )

@@ -1,0 +1,68 @@
+"""Cross-asset checks of the `commerce` group: every product priced right, at a known rate."""
+
+from decimal import Decimal
+
+import pandas as pd
+import sqlalchemy as sa
+from dagster import AssetCheckExecutionContext, AssetCheckResult, AssetCheckSeverity, MetadataValue, asset_check
+
+from etl_platform.defs.commerce import tables
+from etl_platform.defs.commerce.assets import TABLES
+from etl_platform.defs.commerce.parse import price_in_eur
+from etl_platform.defs.commerce.partitions import commerce_daily
+from etl_platform.lib.warehouse import WarehouseResource
+
+PRICE_EUR_CHECK = "price_eur_matches_rate"
+HAS_RATE_CHECK = "every_product_has_a_rate"
+SHOWN_ROWS = 20
+
+
+def priced_products(connection: sa.Connection) -> list:
+    """Every product with the EUR/USD rate of its rate_date (None when fx_rate lacks it)."""
+    p, fx = tables.product.c, tables.fx_rate
+    join = tables.product.outerjoin(
+        fx, sa.and_(fx.c.rate_date == p.rate_date, fx.c.base == "EUR", fx.c.quote == "USD")
+    )
+    return connection.execute(
+        sa.select(p.id, p.price_usd, p.price_eur, p.rate_date, fx.c.rate).select_from(join).order_by(p.id)
+    ).all()
+
+
+def _rows(rows: list, columns: list[str]) -> MetadataValue:
+    return MetadataValue.md(pd.DataFrame(rows[:SHOWN_ROWS], columns=columns).astype(str).to_markdown(index=False))
+
+
+@asset_check(
+    asset=TABLES["product"],
+    name=PRICE_EUR_CHECK,
+    partitions_def=commerce_daily,
+    description="price_eur == price_usd / the USD per EUR rate of rate_date, half-even to the cent, for every product",
+)
+def price_eur_matches_rate(context: AssetCheckExecutionContext, warehouse: WarehouseResource) -> AssetCheckResult:
+    with warehouse.begin() as connection:
+        rows = priced_products(connection)
+    wrong = [
+        (row.id, row.price_usd, row.price_eur, price_in_eur(row.price_usd, row.rate), row.rate_date, row.rate)
+        for row in rows
+        if row.rate is not None and Decimal(row.price_eur) != price_in_eur(row.price_usd, row.rate)
+    ]
+    metadata = {"products_checked": len(rows), "wrong_conversions": len(wrong)}
+    if wrong:
+        metadata["wrong"] = _rows(wrong, ["id", "price_usd", "price_eur", "expected_eur", "rate_date", "rate"])
+    return AssetCheckResult(passed=not wrong, severity=AssetCheckSeverity.ERROR, metadata=metadata)
+
+
+@asset_check(
+    asset=TABLES["product"],
+    name=HAS_RATE_CHECK,
+    partitions_def=commerce_daily,
+    description="every product's rate_date has its EUR/USD rate in fx_rate",
+)
+def every_product_has_a_rate(context: AssetCheckExecutionContext, warehouse: WarehouseResource) -> AssetCheckResult:
+    with warehouse.begin() as connection:
+        rows = priced_products(connection)
+    missing = [(row.id, row.rate_date) for row in rows if row.rate is None]
+    metadata = {"products_checked": len(rows), "without_rate": len(missing)}
+    if missing:
+        metadata["products_without_rate"] = _rows(missing, ["id", "rate_date"])
+    return AssetCheckResult(passed=not missing, severity=AssetCheckSeverity.ERROR, metadata=metadata)

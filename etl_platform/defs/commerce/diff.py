@@ -1,0 +1,55 @@
+"""Per-day product diff: each product of the day, priced in EUR, against the day before."""
+
+from __future__ import annotations
+
+from datetime import date
+from decimal import Decimal
+
+import pandas as pd
+import sqlalchemy as sa
+
+from etl_platform.defs.commerce.parse import price_in_eur, typed
+from etl_platform.defs.commerce.schemas import ProductChangeModel
+from etl_platform.defs.commerce.tables import COMPARED, product
+
+PRESENT = ("new", "changed", "unchanged")
+LOADABLE = ("new", "changed")
+
+
+def priced(products: pd.DataFrame, rate_date: date, usd_per_eur: Decimal) -> pd.DataFrame:
+    """The day's products with `price_eur` (at `usd_per_eur`) and the rate's `rate_date`."""
+    frame = products.copy()
+    frame["price_eur"] = pd.Series([price_in_eur(p, usd_per_eur) for p in frame["price_usd"]], index=frame.index, dtype=object)
+    frame["rate_date"] = pd.Series([rate_date] * len(frame), index=frame.index, dtype=object)
+    return frame
+
+
+def warehouse_baseline(connection: sa.Connection) -> pd.DataFrame:
+    """The listed products the warehouse holds, in the diff's shape (for a day without a previous diff)."""
+    columns = [c for c in ProductChangeModel.to_schema().columns if c != "change"]
+    rows = connection.execute(sa.select(*(product.c[c] for c in columns)).where(product.c.removed_on.is_(None))).mappings()
+    return typed([dict(row) | {"change": "unchanged"} for row in rows], ProductChangeModel)
+
+
+def _records(frame: pd.DataFrame) -> dict:
+    plain = frame.astype(object).where(frame.notna(), None)
+    return {int(row["id"]): row for row in plain.to_dict("records")}
+
+
+def diff_products(today: pd.DataFrame, baseline: pd.DataFrame) -> pd.DataFrame:
+    """new (not listed before), changed (a compared column differs), unchanged, and removed
+    (listed before, missing today: kept with its last known values)."""
+    before = _records(baseline[baseline["change"] != "removed"]) if len(baseline) else {}
+    now = _records(today)
+    changes = []
+    for key, row in now.items():
+        known = before.get(key)
+        if known is None:
+            changes.append("new")
+        else:
+            changes.append("unchanged" if all(known[c] == row[c] for c in COMPARED) else "changed")
+    columns = list(ProductChangeModel.to_schema().columns)
+    rows = [row | {"change": change} for row, change in zip(now.values(), changes)]
+    rows += [row | {"change": "removed"} for key, row in before.items() if key not in now]
+    frame = typed(sorted(rows, key=lambda r: r["id"]), ProductChangeModel)
+    return frame[columns].reset_index(drop=True)

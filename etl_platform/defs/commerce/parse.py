@@ -1,0 +1,208 @@
+"""Pure functions of the `commerce` group: source bodies -> typed rows, rates, prices, frames.
+
+Numbers are read from the source's text straight into `Decimal` (JSON with `parse_float`,
+CSV as text): no value ever passes through a float.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import zipfile
+from collections.abc import Iterable, Sequence
+from datetime import date
+from decimal import ROUND_HALF_EVEN, Decimal, InvalidOperation
+from typing import Any
+
+import pandas as pd
+import pandera.pandas as pa
+
+from etl_platform.lib.http import SourceError
+
+CENT = Decimal("0.01")
+TEXT = pd.StringDtype("pyarrow")
+UTC_NS = "datetime64[ns, UTC]"
+
+
+class ParseError(SourceError):
+    """A body that is not what the source documents; the message says where and what."""
+
+
+# ---------------------------------------------------------------- money
+
+
+def to_cents(value: Decimal | int | str) -> Decimal:
+    """An amount rounded half-even to the cent."""
+    return Decimal(value).quantize(CENT, rounding=ROUND_HALF_EVEN)
+
+
+def price_in_eur(price_usd: Decimal, usd_per_eur: Decimal) -> Decimal:
+    """USD -> EUR at a rate quoted as USD per 1 EUR, half-even to the cent."""
+    return to_cents(Decimal(price_usd) / Decimal(usd_per_eur))
+
+
+def _decimal(text: Any) -> Decimal | None:
+    """A published value, or None for a day without one (empty, NaN, N/A, null)."""
+    if text is None or isinstance(text, bool):
+        return None
+    try:
+        value = Decimal(str(text).strip())
+    except InvalidOperation:
+        return None
+    return value if value.is_finite() and value > 0 else None
+
+
+# ---------------------------------------------------------------- ECB
+
+
+def parse_sdmx_csv(body: bytes) -> list[dict]:
+    """Observations of an SDMX `csvdata` answer: rate_date, base, quote, rate (None when blank)."""
+    reader = csv.DictReader(io.StringIO(body.decode("utf-8-sig"), newline=""))
+    needed = {"TIME_PERIOD", "OBS_VALUE", "CURRENCY", "CURRENCY_DENOM"}
+    if not reader.fieldnames or not needed <= set(reader.fieldnames):
+        raise ParseError(f"ECB csvdata: expected columns {sorted(needed)}, got {reader.fieldnames}")
+    return [
+        {
+            "rate_date": _day(row["TIME_PERIOD"], "ECB csvdata"),
+            "base": row["CURRENCY_DENOM"],
+            "quote": row["CURRENCY"],
+            "rate": _decimal(row["OBS_VALUE"]),
+        }
+        for row in reader
+    ]
+
+
+def parse_sdmx_json(body: bytes) -> list[dict]:
+    """Observations of an SDMX-JSON 1.0 `jsondata` answer (one or more series)."""
+    try:
+        document = json.loads(body, parse_float=Decimal)
+        structure = document["structure"]["dimensions"]
+        series_dims = structure["series"]
+        times = [value["id"] for value in structure["observation"][0]["values"]]
+        series = document["dataSets"][0]["series"]
+    except (ValueError, KeyError, IndexError, TypeError) as error:
+        raise ParseError(f"ECB jsondata: not an SDMX-JSON data message ({type(error).__name__}: {error})") from error
+    names = [dimension["id"] for dimension in series_dims]
+    rows = []
+    for series_key, content in series.items():
+        positions = [int(part) for part in series_key.split(":")]
+        labels = {name: series_dims[i]["values"][p]["id"] for i, (name, p) in enumerate(zip(names, positions))}
+        for index, observation in content.get("observations", {}).items():
+            rows.append(
+                {
+                    "rate_date": _day(times[int(index)], "ECB jsondata"),
+                    "base": labels.get("CURRENCY_DENOM"),
+                    "quote": labels.get("CURRENCY"),
+                    "rate": _decimal(observation[0] if observation else None),
+                }
+            )
+    return sorted(rows, key=lambda row: row["rate_date"])
+
+
+def parse_eurofxref_history(data: bytes) -> list[dict]:
+    """Every published rate of the ECB's `eurofxref-hist` file (zip or CSV): EUR per currency."""
+    if data[:2] == b"PK":
+        with zipfile.ZipFile(io.BytesIO(data)) as archive:
+            members = [name for name in archive.namelist() if name.endswith(".csv")]
+            if not members:
+                raise ParseError(f"eurofxref history: no CSV in the zip ({archive.namelist()})")
+            data = archive.read(members[0])
+    reader = csv.reader(io.StringIO(data.decode("utf-8-sig"), newline=""))
+    header = [name.strip() for name in next(reader, [])]
+    if not header or header[0] != "Date":
+        raise ParseError(f"eurofxref history: expected a 'Date' column first, got {header[:3]}")
+    currencies = [(i, name) for i, name in enumerate(header) if i and name]
+    rows = []
+    for line in reader:
+        if not line or not line[0].strip():
+            continue
+        day = _day(line[0].strip(), "eurofxref history")
+        for i, currency in currencies:
+            rate = _decimal(line[i]) if i < len(line) else None
+            if rate is not None:
+                rows.append({"rate_date": day, "base": "EUR", "quote": currency, "rate": rate})
+    return rows
+
+
+def _day(text: str, where: str) -> date:
+    try:
+        return date.fromisoformat(text.strip())
+    except (ValueError, AttributeError) as error:
+        raise ParseError(f"{where}: {text!r} is not a YYYY-MM-DD day") from error
+
+
+def published(observations: Iterable[dict]) -> list[dict]:
+    """The observations that carry a rate (a holiday may come as an empty or NaN value)."""
+    return [row for row in observations if row["rate"] is not None]
+
+
+def rate_for_day(rates: pd.DataFrame, day: date, base: str = "EUR", quote: str = "USD") -> tuple[date, Decimal] | None:
+    """The rate published on `day`, or else the last one published before it, with its date."""
+    usable = rates[(rates["base"] == base) & (rates["quote"] == quote)]
+    usable = usable[usable["rate_date"].map(lambda d: d <= day).astype(bool)] if len(usable) else usable
+    if usable.empty:
+        return None
+    latest = usable.loc[usable["rate_date"].map(lambda d: d.toordinal()).idxmax()]
+    return latest["rate_date"], latest["rate"]
+
+
+# ---------------------------------------------------------------- store
+
+
+def parse_products(pages: Sequence[bytes]) -> list[dict]:
+    """Products of the kept pages, prices as exact decimals rounded half-even to the cent."""
+    rows = []
+    for number, page in enumerate(pages):
+        try:
+            items = json.loads(page, parse_float=Decimal)
+        except ValueError as error:
+            raise ParseError(f"store products page {number}: not valid JSON ({error})") from error
+        if not isinstance(items, list):
+            raise ParseError(f"store products page {number}: expected a JSON list, got {type(items).__name__}")
+        for item in items:
+            rows.append(_product(item, number))
+    return rows
+
+
+def _product(item: dict, page: int) -> dict:
+    try:
+        category = item.get("category") or {}
+        price = item["price"]
+        if isinstance(price, bool) or not isinstance(price, (int, Decimal, str)):
+            raise ValueError(f"price {price!r} is not a number")
+        return {
+            "id": item["id"],
+            "title": item["title"],
+            "slug": item.get("slug"),
+            "description": item.get("description"),
+            "category": category.get("name"),
+            "category_id": category.get("id"),
+            "price_usd": to_cents(price),
+            "images": json.dumps(item.get("images") or [], ensure_ascii=False),
+            "created_at": item.get("creationAt"),
+            "updated_at": item.get("updatedAt"),
+        }
+    except (KeyError, ValueError, TypeError, InvalidOperation) as error:
+        raise ParseError(f"store products page {page}: product {item.get('id')!r} is malformed ({error})") from error
+
+
+# ---------------------------------------------------------------- frames
+
+
+def typed(rows: Sequence[dict], model: type[pa.DataFrameModel]) -> pd.DataFrame:
+    """The frame a model describes: Arrow text, nullable integers, UTC timestamps, and
+    `Decimal` / `date` objects kept as they are (object columns)."""
+    schema = model.to_schema()
+    frame = pd.DataFrame.from_records(list(rows), columns=list(schema.columns))
+    for name, column in schema.columns.items():
+        dtype = str(column.dtype)
+        if dtype.startswith("datetime64"):
+            frame[name] = pd.to_datetime(frame[name], utc=True, format="ISO8601").astype(UTC_NS)
+        elif dtype.startswith("string"):
+            frame[name] = frame[name].astype(TEXT)
+        elif dtype == "Int64":
+            frame[name] = frame[name].astype("Int64")
+        else:  # Decimal, date: exact Python objects
+            frame[name] = frame[name].astype(object).where(frame[name].notna(), None)
+    return frame
