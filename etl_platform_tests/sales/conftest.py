@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 
 import pytest
 import sqlalchemy as sa
-from dagster import AssetSelection, DagsterInstance, Definitions, ExecuteInProcessResult, define_asset_job
+from dagster import AssetSelection, Definitions, ExecuteInProcessResult, define_asset_job, instance_for_test
 
 from etl_platform.defs.sales.assets import CORE_ASSETS, RAW_SALES
 from etl_platform.defs.sales.definitions import defs as sales_defs
@@ -46,9 +46,13 @@ def fast_hotmart(**overrides) -> HotmartResource:
 
 
 @pytest.fixture
-def run_sales(sales_env, monkeypatch) -> Callable[..., ExecuteInProcessResult]:
+def run_sales(sales_env, monkeypatch) -> Iterator[Callable[..., ExecuteInProcessResult]]:
     """Materialize the `sales_history` assets (one instance for the test: the cursor carries over)."""
-    instance = DagsterInstance.ephemeral()
+    with instance_for_test() as instance:
+        yield _runner(instance, monkeypatch)
+
+
+def _runner(instance, monkeypatch) -> Callable[..., ExecuteInProcessResult]:
 
     def run(
         warehouse_url: str | None = None,

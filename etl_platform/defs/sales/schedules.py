@@ -62,7 +62,4 @@ def next_run(instance: DagsterInstance, hotmart: HotmartResource) -> RunRequest 
     ),
 )
 def sales_schedule(context: ScheduleEvaluationContext, hotmart: HotmartResource):
-    request = next_run(context.instance, hotmart)
-    if isinstance(request, RunRequest):
-        return RunRequest(run_key=None, tags={**request.tags, "dagster/schedule_tick": context.scheduled_execution_time.isoformat() if context.scheduled_execution_time else "manual"})
-    return request
+    return next_run(context.instance, hotmart)
