@@ -36,7 +36,7 @@ from etl_platform.api.deps import Connection, Engine
 from etl_platform.defs.hr.rules import Rejection, check_rows, log_rejections, references
 from etl_platform.defs.hr.tables import INGESTED, ingest_rejections
 from etl_platform.lib import settings
-from etl_platform.lib.upsert import load_rows
+from etl_platform.lib.bulk_load import load_rows
 from etl_platform.lib.warehouse import is_postgres
 
 router = APIRouter(tags=["tables"])

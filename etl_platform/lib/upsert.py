@@ -8,29 +8,25 @@ What a table needs is declared once, on its SQLAlchemy `Table`:
   columns it shares with its parent; when a parent row is inserted or really changes, its
   children are replaced (deleted, then inserted from the new version).
 
-Rows are staged into a temporary table (Postgres: CSV `COPY`, zoned timestamps written as UTC
-text; SQLite: batched inserts), then
-merged with `INSERT ... SELECT ... ON CONFLICT DO UPDATE` that updates only rows whose content
-differs, so re-running a load writes nothing. The caller owns the transaction.
+Rows are staged into a temporary table (`etl_platform.lib.bulk_load`: binary `COPY` on
+Postgres, batched inserts on SQLite), then merged with `INSERT ... SELECT ... ON CONFLICT DO
+UPDATE` that updates only rows whose content differs, so re-running a load writes nothing.
+On Postgres the same statement returns what it inserted and updated (no second pass over
+the stage). The caller owns the transaction.
 """
 
 from __future__ import annotations
 
-import io
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
 import pandas as pd
-import pyarrow as pa
-import pyarrow.compute as pc
-import pyarrow.csv as pa_csv
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 
+from etl_platform.lib.bulk_load import load_rows
 from etl_platform.lib.schema_evolution import evolve
 
-COPY_CHUNK_ROWS = 50_000
-SQLITE_BATCH_ROWS = 5_000
 
 
 class MergeError(ValueError):
@@ -93,28 +89,31 @@ def merge(
         result.added_columns, result.widened_columns = evolution.added, evolution.widened
 
     stage = _stage(connection, table, frame, columns)
-    existing = connection.execute(
-        sa.select(sa.func.count()).select_from(stage.join(table, _key_match(stage, table, key)))
-    ).scalar_one()
     links = {child: _parent_key(child, table) for child in children}
     returned = sorted({column for key_columns in links.values() for column in key_columns})
+    affected = (
+        _temp_table(connection, f"_affected_{table.name}", [table.c[c] for c in returned]) if returned else None
+    )
     statement = _upsert_statement(connection, table, stage, columns, key)
-    if returned:
-        affected = _temp_table(connection, f"_affected_{table.name}", [table.c[c] for c in returned])
-        changed = _collect_affected(connection, statement, affected, returned)
+    if connection.dialect.name == "postgresql":
+        result.inserted, changed = _upsert_counting_inserts(connection, statement, affected, returned)
+    else:
+        existing = connection.execute(
+            sa.select(sa.func.count()).select_from(stage.join(table, _key_match(stage, table, key)))
+        ).scalar_one()
+        changed = _upsert_collecting(connection, statement, affected, returned)
+        result.inserted = len(frame) - existing
+    if affected is not None:
         for child, child_frame in children.items():
             # With no parent inserted or changed there is nothing to replace (a re-run).
             result.children[child.name] = (
                 _replace_children(connection, child, child_frame, affected, links[child]) if changed else 0
             )
         affected.drop(connection)
-    else:
-        changed = _rowcount(connection, statement)
     stage.drop(connection)
 
-    result.inserted = len(frame) - existing
     result.updated = changed - result.inserted
-    result.unchanged = existing - result.updated
+    result.unchanged = len(frame) - changed
     return result
 
 
@@ -159,60 +158,6 @@ def _stage(connection: sa.Connection, table: sa.Table, frame: pd.DataFrame, colu
     return stage
 
 
-def load_rows(connection: sa.Connection, table: sa.Table, frame: pd.DataFrame) -> None:
-    """Bulk-insert a frame: `COPY` on Postgres, batched executemany elsewhere."""
-    if frame.empty:
-        return
-    if connection.dialect.name == "postgresql":
-        _copy_into(connection, table, frame)
-        return
-    for start in range(0, len(frame), SQLITE_BATCH_ROWS):
-        connection.execute(table.insert(), _records(frame.iloc[start : start + SQLITE_BATCH_ROWS]))
-
-
-def _records(frame: pd.DataFrame) -> list[dict]:
-    # SQLite keeps timestamps as text without a zone: store every instant as UTC, so that
-    # versions compare correctly whatever zone the source used.
-    zoned = [c for c in frame.columns if isinstance(frame[c].dtype, pd.DatetimeTZDtype)]
-    if zoned:
-        frame = frame.assign(**{c: frame[c].dt.tz_convert("UTC").dt.tz_localize(None) for c in zoned})
-    # None, not NaN/NaT, is what a database driver understands as NULL.
-    return frame.astype(object).where(frame.notna(), None).to_dict("records")
-
-
-def _copy_into(connection: sa.Connection, table: sa.Table, frame: pd.DataFrame) -> None:
-    from psycopg import sql
-
-    statement = sql.SQL("COPY {} ({}) FROM STDIN (FORMAT CSV)").format(
-        sql.Identifier(table.name), sql.SQL(", ").join(sql.Identifier(c) for c in frame.columns)
-    )
-    options = pa_csv.WriteOptions(include_header=False, quoting_style="needed")
-    cursor = connection.connection.driver_connection.cursor()
-    with cursor.copy(statement) as copy:
-        for start in range(0, len(frame), COPY_CHUNK_ROWS):
-            buffer = io.BytesIO()
-            chunk = pa.Table.from_pandas(frame.iloc[start : start + COPY_CHUNK_ROWS], preserve_index=False)
-            pa_csv.write_csv(_zoned_as_utc_text(chunk), buffer, options)
-            copy.write(buffer.getvalue())
-    cursor.close()
-
-
-def _zoned_as_utc_text(chunk: pa.Table) -> pa.Table:
-    """Zoned timestamps as UTC text, e.g. "2024-05-01 12:00:00.000000000+00".
-
-    pyarrow's CSV writer looks the zone up for every zoned value: that was over half the
-    staging time of a CVE batch. Arrow stores the UTC instant whatever the zone, so formatting
-    it as a naive timestamp and marking it "+00" writes the same instant, at the same
-    precision, ten times faster. Nulls stay null (empty, unquoted: NULL to COPY).
-    """
-    for index, column in enumerate(chunk.schema):
-        if pa.types.is_timestamp(column.type) and column.type.tz is not None:
-            utc = chunk.column(index).cast(pa.int64()).cast(pa.timestamp(column.type.unit))
-            text = pc.binary_join_element_wise(utc.cast(pa.string()), "+00", "")
-            chunk = chunk.set_column(index, column.name, text)
-    return chunk
-
-
 def _upsert_statement(
     connection: sa.Connection, table: sa.Table, stage: sa.Table, columns: list[str], key: list[str]
 ):
@@ -234,12 +179,39 @@ def _upsert_statement(
     )
 
 
-def _collect_affected(connection: sa.Connection, statement, affected: sa.Table, returned: list[str]) -> int:
-    """Run the upsert and keep the link columns of every row it inserted or updated."""
+def _upsert_counting_inserts(
+    connection: sa.Connection, statement, affected: sa.Table | None, returned: list[str]
+) -> tuple[int, int]:
+    """Postgres: run the upsert; return (inserted, inserted or updated) from one statement.
+
+    A row an `ON CONFLICT` inserted has `xmax = 0`; one it updated carries the row lock's
+    transaction id. Counting that in the RETURNING list replaces a separate join of the stage
+    against the table. The link columns of every written row go to `affected` in the same
+    statement.
+    """
+    inserted = sa.literal_column(f"{_quoted(connection, statement.table)}.xmax = 0").label("_inserted")
+    written = statement.returning(*(statement.table.c[c] for c in returned), inserted).cte("written")
+    counts = sa.select(
+        sa.func.count().filter(written.c._inserted), sa.func.count()
+    ).select_from(written)
+    if affected is not None:
+        keep = sa.insert(affected).from_select(returned, sa.select(*(written.c[c] for c in returned)))
+        counts = counts.add_cte(keep.cte("kept"))
+    inserted_rows, written_rows = connection.execute(counts).one()
+    return inserted_rows, written_rows
+
+
+def _quoted(connection: sa.Connection, table: sa.Table) -> str:
+    return connection.dialect.identifier_preparer.format_table(table)
+
+
+def _upsert_collecting(
+    connection: sa.Connection, statement, affected: sa.Table | None, returned: list[str]
+) -> int:
+    """Portable path: run the upsert, keep the link columns of every row written, count them."""
+    if affected is None:
+        return _rowcount(connection, statement)
     statement = statement.returning(*(statement.table.c[c] for c in returned))
-    if connection.dialect.name == "postgresql":
-        changed = statement.cte("changed")
-        return _rowcount(connection, sa.insert(affected).from_select(returned, sa.select(*changed.c)))
     rows = [dict(zip(returned, row)) for row in connection.execute(statement)]
     if rows:
         connection.execute(affected.insert(), rows)

@@ -11,7 +11,7 @@ import pandas as pd
 import pytest
 import sqlalchemy as sa
 
-from etl_platform.lib import upsert as upsert_lib
+from etl_platform.lib import bulk_load
 from etl_platform.lib.upsert import MergeError, merge
 from etl_platform.lib.warehouse import dispose_engines, engine_for
 from etl_platform_tests.conftest import PG_ADMIN_URL
@@ -447,8 +447,8 @@ def test_values_read_back_compare_unchanged_on_a_second_merge(postgres):
 
 
 def test_rows_spanning_several_load_chunks_all_arrive(engine, monkeypatch):
-    monkeypatch.setattr(upsert_lib, "COPY_CHUNK_ROWS", 7)
-    monkeypatch.setattr(upsert_lib, "SQLITE_BATCH_ROWS", 7)
+    monkeypatch.setattr(bulk_load, "COPY_CHUNK_ROWS", 7)
+    monkeypatch.setattr(bulk_load, "SQLITE_BATCH_ROWS", 7)
     n = 50
     frame = items(*((f"I{i:03d}", i + 1, f"name {i}", V1 + timedelta(seconds=i)) for i in range(n)))
     children = {item_tag: tags(*((i + 1, t) for i in range(n) for t in ("s", "t")))}

