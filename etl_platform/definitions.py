@@ -2,6 +2,8 @@
 
 from dagster import Definitions, in_process_executor
 
+from etl_platform.defs.commerce import definitions as commerce
+from etl_platform.defs.commerce.resources import EcbResource, FakeStoreResource
 from etl_platform.defs.cve import definitions as cve
 from etl_platform.defs.cve.resources import NvdResource
 from etl_platform.defs.hr import definitions as hr
@@ -20,12 +22,15 @@ def build_resources() -> dict:
         "parquet_io_manager": ParquetIOManagerFactory(),
         "warehouse": WarehouseResource(),
         "nvd": NvdResource(),
+        "ecb": EcbResource(),
+        "store": FakeStoreResource(),
         "hotmart": HotmartResource(),
     }
 
 
 # Domain modules are imported, not their Definitions objects: the CLI accepts one per module.
 defs = Definitions.merge(
+    commerce.defs,
     cve.defs,
     hr.defs,
     ops.defs,

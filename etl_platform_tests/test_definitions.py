@@ -13,6 +13,14 @@ from etl_platform.definitions import defs
 from etl_platform.lib.warehouse import engine_for
 
 EXPECTED_ASSETS = [
+    "commerce/clean/fx_rates",
+    "commerce/clean/products",
+    "commerce/diff/product_changes",
+    "commerce/raw/fx_rates",
+    "commerce/raw/products",
+    "commerce/tables/fx_rate",
+    "commerce/tables/product",
+    "commerce/tables/product_price_history",
     "cve/clean/cve_cpe_matches",
     "cve/clean/cve_metrics",
     "cve/clean/cve_references",
@@ -33,6 +41,7 @@ EXPECTED_ASSETS = [
     "hr/tables/ingest_rejections",
     "hr/tables/jobs",
     "ops/backup/hr_tables",
+    "ops/history/fx_rates",
     "ops/retention/raw_files",
     "sales/clean/sales",
     "sales/flat/sale_commissions",
@@ -89,6 +98,7 @@ def test_checks_and_schedules_are_registered():
     assert "cve/tables/cve_metric:foreign_keys_intact" in checks
     assert "ops/backup/hr_tables:restores_exactly" in checks
     assert sorted(s.name for s in repo.schedule_defs) == [
+        "commerce_daily_schedule",
         "cve_daily_schedule",
         "hr_backup_schedule",
         "raw_retention_schedule",

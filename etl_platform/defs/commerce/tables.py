@@ -1,6 +1,6 @@
 """Warehouse tables of the `commerce` group (DESIGN.md contract), declared once as data.
 
-Money is `numeric(12,2)` and rates `numeric`: Python `Decimal` all the way, never floats.
+Money is `numeric(12,2)` and rates `numeric(18,6)`: Python `Decimal` all the way, never floats.
 (SQLite has no decimal type: SQLAlchemy stores a float there and gives a `Decimal` back rounded
 to the column's scale, which is exact for amounts of up to 15 significant digits.)
 """
@@ -17,7 +17,8 @@ fx_rate = sa.Table(
     sa.Column("rate_date", sa.Date, primary_key=True, comment="the day the ECB published the rate"),
     sa.Column("base", sa.Text, primary_key=True, comment="ISO 4217 code of the base currency (EUR)"),
     sa.Column("quote", sa.Text, primary_key=True, comment="ISO 4217 code of the quoted currency"),
-    sa.Column("rate", sa.Numeric(asdecimal=True), nullable=False, comment="units of quote per 1 base"),
+    # Every ECB reference rate since 1999 has at most 6 decimals and 7 significant digits.
+    sa.Column("rate", sa.Numeric(18, 6, asdecimal=True), nullable=False, comment="units of quote per 1 base"),
     comment="ECB euro reference rates: units of `quote` per 1 `base`, one row per publication day.",
 )
 

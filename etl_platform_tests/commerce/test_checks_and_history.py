@@ -1,0 +1,96 @@
+"""The rate checks, the one-request history load, and days the data API does not serve."""
+
+from __future__ import annotations
+
+from datetime import date
+from decimal import Decimal
+
+import sqlalchemy as sa
+from dagster import AssetCheckKey, AssetSelection, DagsterInstance, materialize
+
+from etl_platform.defs.commerce.assets import FX_HISTORY, RAW_FX, TABLES, fx_rate_history
+from etl_platform.defs.commerce.checks import HAS_RATE_CHECK, PRICE_EUR_CHECK
+from etl_platform.defs.commerce.resources import EcbResource
+from etl_platform.definitions import build_resources
+from etl_platform.lib.warehouse import engine_for
+from etl_platform_tests.commerce.conftest import FRIDAY, failure_message, fast, materialization_metadata, rows
+
+
+def run_checks(run_day, *names: str):
+    # Dagster runs no partitioned check alone; the raw rate fetch beside it leaves the tables as they are.
+    checks = [AssetCheckKey(TABLES["product"], name) for name in names]
+    return run_day(FRIDAY, selection=AssetSelection.checks(*checks) | AssetSelection.assets(RAW_FX))
+
+
+def evaluation(result, name: str):
+    return next(e for e in result.get_asset_check_evaluations() if e.check_name == name)
+
+
+def execute(postgres_url: str, statement: str) -> None:
+    with engine_for(postgres_url).begin() as connection:
+        connection.execute(sa.text(statement))
+
+
+def test_the_rate_check_catches_a_wrong_conversion(run_day, postgres_url):
+    run_day(FRIDAY)
+    execute(postgres_url, "UPDATE product SET price_eur = price_eur + 0.01 WHERE id = 162")
+
+    result = run_checks(run_day, PRICE_EUR_CHECK)
+
+    failed = evaluation(result, PRICE_EUR_CHECK)
+    assert not failed.passed
+    assert failed.metadata["wrong_conversions"].value == 1
+    assert "18.36" in failed.metadata["wrong"].value and "18.35" in failed.metadata["wrong"].value
+
+
+def test_a_product_whose_rate_is_missing_fails_the_rate_presence_check(run_day, postgres_url):
+    run_day(FRIDAY)
+    execute(postgres_url, "DELETE FROM fx_rate WHERE rate_date = '2024-06-07'")
+
+    result = run_checks(run_day, HAS_RATE_CHECK)
+
+    failed = evaluation(result, HAS_RATE_CHECK)
+    assert not failed.passed
+    assert failed.metadata["without_rate"].value == 5
+
+
+def load_history(ecb, etl_env) -> object:
+    resources = build_resources() | {"ecb": fast(EcbResource, api_url=f"{ecb.root_url}/service/data", history_url=ecb.history_url)}
+    return materialize([fx_rate_history], resources=resources, instance=DagsterInstance.ephemeral())
+
+
+def test_the_history_load_fills_fx_rate_with_every_currency_in_one_request(ecb, etl_env, postgres_url, monkeypatch):
+    monkeypatch.setenv("ETL_WAREHOUSE_URL", postgres_url)
+
+    result = load_history(ecb, etl_env)
+
+    assert result.success
+    assert [r["path"] for r in ecb.requests] == ["/stats/eurofxref/eurofxref-hist.zip"]
+    metadata = materialization_metadata(result, FX_HISTORY.to_user_string())
+    assert (metadata["first_day"], metadata["last_day"]) == ("1999-01-04", "2025-05-09")
+    assert rows(postgres_url, "SELECT count(*), count(DISTINCT quote) FROM fx_rate") == [(metadata["dagster/row_count"], metadata["currencies"])]
+    assert rows(postgres_url, "SELECT rate FROM fx_rate WHERE rate_date = '1999-01-04' AND quote = 'USD'") == [(Decimal("1.1789"),)]
+    assert not rows(postgres_url, "SELECT * FROM fx_rate WHERE quote = 'CYP' AND rate_date = '2025-05-09'")  # N/A
+
+
+def test_a_day_the_data_api_does_not_serve_is_priced_from_the_loaded_history(run_day, ecb, etl_env, postgres_url):
+    load_history(ecb, etl_env)
+
+    result = run_day("2010-05-03")  # Monday; the data API stand-in serves 2023 onwards only
+
+    assert result.success
+    metadata = materialization_metadata(result, "commerce/diff/product_changes")
+    assert (metadata["rate_date"], metadata["rate_source"]) == ("2010-05-03", "fx_rate table")
+    rate = rows(postgres_url, "SELECT rate FROM fx_rate WHERE rate_date = '2010-05-03' AND quote = 'USD'")[0][0]
+    assert rows(postgres_url, "SELECT price_eur, rate_date FROM product WHERE id = 162") == [
+        ((Decimal(20) / rate).quantize(Decimal("0.01")), date(2010, 5, 3))
+    ]
+
+
+def test_a_day_without_any_published_rate_fails_saying_where_it_looked(run_day):
+    result = run_day("2010-05-03")
+
+    assert not result.success
+    message = failure_message(result)
+    assert "No USD per EUR rate was published from 2010-04-19 to 2010-05-03" in message
+    assert "ops/history/fx_rates" in message
