@@ -150,14 +150,15 @@ class EcbClient:
         """USD per EUR observations from `start` to `end` (both inclusive)."""
         url = f"{self.url}/{ECB_SERIES}"
         params = {"startPeriod": start.isoformat(), "endPeriod": end.isoformat(), "format": self.format}
-        response = self.http.send("GET", url, params=params, passthrough=frozenset({404}))
+        accept = {"csvdata": "text/csv", "jsondata": "application/vnd.sdmx.data+json;version=1.0.0-wd, application/json"}
+        response = self.http.send("GET", url, params=params, headers={"Accept": accept[self.format]}, passthrough=frozenset({404}))
         if response.status_code == 404 and not response.content.strip().startswith(b"No results"):
             raise SourceError(f"ECB: HTTP 404 from {url}: {response.text[:200]}")
         return EcbAnswer(url, params, self.format, response.status_code, response.content)
 
     def history(self) -> bytes:
         """The eurofxref-hist zip: every reference rate of every currency since 1999."""
-        return self.http.send("GET", self.history_url).content
+        return self.http.send("GET", self.history_url, headers={"Accept": "application/zip, */*"}).content
 
 
 # ---------------------------------------------------------------- store
@@ -192,6 +193,8 @@ class FakeStoreResource(ConfigurableResource):
         }
         if not configured["email"]:
             return dict(DEFAULT_ACCOUNT)
+        if not configured["password"]:
+            raise StoreAuthError(f"STORE_USER_EMAIL is {configured['email']} but STORE_USER_PASSWORD is not set")
         return {name: value or DEFAULT_ACCOUNT[name] for name, value in configured.items()}
 
     def client(self, logger=None) -> StoreClient:
