@@ -9,7 +9,7 @@ from decimal import Decimal
 import pandas as pd
 import pytest
 
-from etl_platform.defs.sales.parse import flat_sales, typed_sales
+from etl_platform.defs.sales.parse import arrow_decimals, flat_sales, typed_sales
 from etl_platform.defs.sales.schemas import SaleModel
 from etl_platform.devservers.hotmart import recorded_items
 from etl_platform.lib.typed_frames import TypingError
@@ -82,3 +82,16 @@ def test_no_sales_give_an_empty_frame_with_the_declared_columns():
     frame, _ = typed_sales(flat_sales([]))
     SaleModel.validate(frame)
     assert frame.empty and "purchase_price_value" in frame.columns
+
+
+def test_amounts_become_arrow_decimals_for_loading_without_changing_a_value():
+    frame, _ = typed_sales(flat_sales([DOCS, LIVE]))
+    frame.loc[0, "purchase_hotmart_fee_total"] = Decimal("36.7512")
+
+    loading = arrow_decimals(frame)
+
+    assert str(loading["purchase_price_value"].dtype) == "decimal128(38, 2)[pyarrow]"
+    assert str(loading["purchase_hotmart_fee_total"].dtype) == "decimal128(38, 4)[pyarrow]"
+    assert loading["purchase_hotmart_fee_total"].astype(object).tolist() == frame["purchase_hotmart_fee_total"].tolist()
+    assert loading["purchase_hotmart_fee_percentage"].isna().tolist() == [True, False]
+    assert loading["purchase_status"] is frame["purchase_status"] or loading["purchase_status"].equals(frame["purchase_status"])

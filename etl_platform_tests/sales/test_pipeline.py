@@ -9,6 +9,7 @@ import pandas as pd
 import pyarrow.parquet as pq
 import sqlalchemy as sa
 
+from etl_platform.defs.sales.assets import last_cursor
 from etl_platform.lib.storage import storage_root
 from etl_platform.lib.warehouse import engine_for
 from etl_platform_tests.sales.conftest import DAY0, DAY_MS, day, failure_message, materialization, sales_rows
@@ -40,17 +41,17 @@ def test_the_recorded_sales_land_in_s3_and_postgres(run_sales, s3_bucket, postgr
     assert all(e.passed for e in result.get_asset_check_evaluations())
 
 
-def test_rerunning_a_window_changes_nothing(run_sales, postgres_url):
-    run_sales(warehouse_url=postgres_url, end="2026-05-01")
-    with engine_for(postgres_url).connect() as connection:
+def test_rerunning_a_window_changes_nothing(run_sales, any_warehouse_url):
+    run_sales(warehouse_url=any_warehouse_url, end="2026-05-01")
+    with engine_for(any_warehouse_url).connect() as connection:
         before = connection.execute(sa.text("SELECT * FROM sale ORDER BY 1")).all()
 
-    result = run_sales(warehouse_url=postgres_url, start="2021-01-01", end="2026-05-01")
+    result = run_sales(warehouse_url=any_warehouse_url, start="2021-01-01", end="2026-05-01")
 
     assert result.success, failure_message(result)
     loaded = materialization(result, "sales/tables/sale")
     assert (loaded["inserted"], loaded["updated"], loaded["unchanged"], loaded["added_columns"]) == (0, 0, 2, "")
-    with engine_for(postgres_url).connect() as connection:
+    with engine_for(any_warehouse_url).connect() as connection:
         assert connection.execute(sa.text("SELECT * FROM sale ORDER BY 1")).all() == before
 
 
@@ -77,6 +78,7 @@ def test_a_new_source_field_adds_a_column(run_sales, hotmart, postgres_url):
 def test_an_incompatible_type_change_is_refused_and_nothing_loaded(run_sales, hotmart, postgres_url):
     hotmart.set_items(with_field(hotmart.items, 1234))
     run_sales(warehouse_url=postgres_url, end="2026-05-01")
+    cursor = last_cursor(run_sales.instance)
     recorded = hotmart.items
     later = hotmart.generate_items(1, seed=4, start_ms=DAY0, end_ms=DAY0 + DAY_MS)
     hotmart.set_items(with_field(recorded + later, "AFF-1234"))  # now text, and one more sale
@@ -88,6 +90,7 @@ def test_an_incompatible_type_change_is_refused_and_nothing_loaded(run_sales, ho
     assert "incompatible type change" in failure_message(result)
     assert "purchase_affiliate_code: the table holds integer" in failure_message(result)
     assert sales_rows(postgres_url, "purchase_affiliate_code", "purchase_status") == before  # the new sale is not in
+    assert last_cursor(run_sales.instance) == cursor  # the next run pulls that window again
 
 
 def test_a_refund_updates_the_sale(run_sales, hotmart, postgres_url):

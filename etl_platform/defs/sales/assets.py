@@ -39,7 +39,7 @@ from etl_platform.defs.sales.fetch import (
     Window,
     run_window,
 )
-from etl_platform.defs.sales.parse import flat_sales, typed_sales
+from etl_platform.defs.sales.parse import arrow_decimals, flat_sales, typed_sales
 from etl_platform.defs.sales.resources import HotmartResource
 from etl_platform.defs.sales.schemas import KEY, SaleModel
 from etl_platform.lib.flatten import flatten
@@ -221,7 +221,7 @@ def column_schema(table: sa.Table) -> TableSchema:
 )
 def sale_table(context: AssetExecutionContext, warehouse: WarehouseResource, sales: pd.DataFrame, raw: dict):
     with warehouse.begin() as connection:
-        result = merge(connection, tables.sale, sales, evolve_schema=True)
+        result = merge(connection, tables.sale, arrow_decimals(sales), evolve_schema=True)
         current = sa.Table("sale", sa.MetaData(), autoload_with=connection)
         loaded = _loaded(connection, current, sales)
         total = connection.execute(sa.select(sa.func.count()).select_from(current)).scalar_one()
@@ -291,7 +291,8 @@ def other_endpoint_asset(entity: str, endpoint: str, what: str):
         fetched = fetch_window(hotmart.client(context.log), endpoint, window, folder)
         items = read_items(fetched.manifest(endpoint, hotmart.resolved_api_url()))
         frame = flatten(items, key=("transaction",), name=entity).root.to_storable_frame()
-        return Output(frame, metadata={**frame_metadata(frame), "pages": len(fetched.pages), "folder": MetadataValue.path(str(folder))})
+        metadata = {**frame_metadata(frame), "pages": len(fetched.pages), "folder": MetadataValue.path(str(folder))}
+        return Output(frame, metadata=metadata)
 
     _other_endpoint.__name__ = entity
     return _other_endpoint

@@ -94,7 +94,8 @@ class HotmartResource(ConfigurableResource):
         return self.auth_url or settings.env("SALES_AUTH_URL", SALES_AUTH_URL)
 
     def has_credentials(self) -> bool:
-        return bool((self.client_id or settings.env("SALES_CLIENT_ID")) and (self.client_secret or settings.env("SALES_CLIENT_SECRET")))
+        client_id = self.client_id or settings.env("SALES_CLIENT_ID")
+        return bool(client_id and (self.client_secret or settings.env("SALES_CLIENT_SECRET")))
 
     def client(self, logger: logging.Logger | logging.LoggerAdapter | None = None) -> HotmartClient:
         client_id = self.client_id or settings.env("SALES_CLIENT_ID")
@@ -167,7 +168,9 @@ class HotmartClient:
             try:
                 # A session of its own: the API session's 401 hook and bearer header stay out of it.
                 response = requests.post(
-                    self.auth_url, params=params, headers={"Authorization": f"Basic {basic}", "Accept": "application/json"},
+                    self.auth_url,
+                    params=params,
+                    headers={"Authorization": f"Basic {basic}", "Accept": "application/json"},
                     timeout=self.http.timeout,
                 )
             except (requests.ConnectionError, requests.Timeout) as error:
