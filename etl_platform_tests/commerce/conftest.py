@@ -55,7 +55,8 @@ def run_day(store, ecb, etl_env, postgres_url, monkeypatch) -> Callable[..., Exe
             "store": fast(FakeStoreResource, **(store_options or {})),
             "ecb": fast(EcbResource, **(ecb_options or {})),
         }
-        job = define_asset_job("commerce_day", selection=selection or AssetSelection.groups("commerce"), partitions_def=commerce_daily)
+        selection = selection or AssetSelection.groups("commerce")
+        job = define_asset_job("commerce_day", selection=selection, partitions_def=commerce_daily)
         definitions = Definitions(assets=COMMERCE, jobs=[job], resources=resources)
         return definitions.resolve_job_def("commerce_day").execute_in_process(
             partition_key=partition, instance=instance, raise_on_error=False

@@ -55,7 +55,8 @@ def test_a_product_whose_rate_is_missing_fails_the_rate_presence_check(run_day, 
 
 
 def load_history(ecb, etl_env) -> object:
-    resources = build_resources() | {"ecb": fast(EcbResource, api_url=f"{ecb.root_url}/service/data", history_url=ecb.history_url)}
+    ecb_resource = fast(EcbResource, api_url=f"{ecb.root_url}/service/data", history_url=ecb.history_url)
+    resources = build_resources() | {"ecb": ecb_resource}
     return materialize([fx_rate_history], resources=resources, instance=DagsterInstance.ephemeral())
 
 
@@ -68,8 +69,10 @@ def test_the_history_load_fills_fx_rate_with_every_currency_in_one_request(ecb, 
     assert [r["path"] for r in ecb.requests] == ["/stats/eurofxref/eurofxref-hist.zip"]
     metadata = materialization_metadata(result, FX_HISTORY.to_user_string())
     assert (metadata["first_day"], metadata["last_day"]) == ("1999-01-04", "2025-05-09")
-    assert rows(postgres_url, "SELECT count(*), count(DISTINCT quote) FROM fx_rate") == [(metadata["dagster/row_count"], metadata["currencies"])]
-    assert rows(postgres_url, "SELECT rate FROM fx_rate WHERE rate_date = '1999-01-04' AND quote = 'USD'") == [(Decimal("1.1789"),)]
+    loaded = rows(postgres_url, "SELECT count(*), count(DISTINCT quote) FROM fx_rate")
+    assert loaded == [(metadata["dagster/row_count"], metadata["currencies"])]
+    first_usd = rows(postgres_url, "SELECT rate FROM fx_rate WHERE rate_date = '1999-01-04' AND quote = 'USD'")
+    assert first_usd == [(Decimal("1.1789"),)]
     assert not rows(postgres_url, "SELECT * FROM fx_rate WHERE quote = 'CYP' AND rate_date = '2025-05-09'")  # N/A
 
 

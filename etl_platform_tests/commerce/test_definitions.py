@@ -22,7 +22,8 @@ def graph():
 
 def test_every_commerce_asset_shares_one_daily_partitions_definition_from_1999_01_04():
     asset_graph = graph()
-    partitions = {asset_graph.get(k).partitions_def for k in asset_graph.get_all_asset_keys() if k.path[0] == "commerce"}
+    keys = [k for k in asset_graph.get_all_asset_keys() if k.path[0] == "commerce"]
+    partitions = {asset_graph.get(k).partitions_def for k in keys}
 
     assert len(partitions) == 1
     assert next(iter(partitions)).get_first_partition_key() == "1999-01-04"
@@ -54,7 +55,8 @@ def test_the_cli_materializes_one_day_of_the_group(store, ecb, etl_env, postgres
     dagster = Path(sys.executable).parent / "dagster"
 
     run = subprocess.run(
-        [str(dagster), "asset", "materialize", "-m", "etl_platform.definitions", "--select", "group:commerce", "--partition", SATURDAY],
+        [str(dagster), "asset", "materialize", "-m", "etl_platform.definitions"]
+        + ["--select", "group:commerce", "--partition", SATURDAY],
         env={**os.environ, **env},
         capture_output=True,
         text=True,
@@ -62,4 +64,5 @@ def test_the_cli_materializes_one_day_of_the_group(store, ecb, etl_env, postgres
     )
 
     assert run.returncode == 0, run.stderr[-3000:]
-    assert rows(postgres_url, "SELECT price_eur, rate_date FROM product WHERE id = 162") == [(Decimal("18.35"), date(2024, 6, 7))]
+    priced = rows(postgres_url, "SELECT price_eur, rate_date FROM product WHERE id = 162")
+    assert priced == [(Decimal("18.35"), date(2024, 6, 7))]

@@ -7,7 +7,6 @@ from datetime import date
 from decimal import Decimal
 from pathlib import Path
 
-import pandas as pd
 import pytest
 
 from etl_platform.defs.commerce.parse import (
@@ -97,9 +96,9 @@ def test_recorded_products_parse_with_exact_prices_and_category_names():
 
 
 def test_a_decimal_price_in_json_never_passes_through_a_float():
-    page = json.dumps([{"id": 1, "title": "t", "price": 1}]).replace('"price": 1', '"price": 0.1000000000000000055511151231257827')
+    page = b'[{"id": 1, "title": "t", "price": 0.1000000000000000055511151231257827}]'
 
-    assert parse_products([page.encode()])[0]["price_usd"] == Decimal("0.10")
+    assert parse_products([page])[0]["price_usd"] == Decimal("0.10")
 
 
 def test_a_product_without_a_number_for_a_price_is_refused_naming_it():

@@ -27,6 +27,10 @@ FRIDAY_RATE = Decimal("1.0898")  # ECB, USD per EUR, 2024-06-07
 TABLES = ("fx_rate", "product", "product_price_history")
 
 
+def price_of_162(url: str) -> tuple:
+    return rows(url, "SELECT price_eur, rate_date FROM product WHERE id = 162")[0]
+
+
 def test_a_day_prices_the_category_in_usd_and_eur_with_every_check_passing(run_day, postgres_url):
     result = run_day(FRIDAY)
 
@@ -35,8 +39,12 @@ def test_a_day_prices_the_category_in_usd_and_eur_with_every_check_passing(run_d
     products = rows(postgres_url, "SELECT id, category, price_usd, price_eur, rate_date FROM product ORDER BY id")
     assert [p[0] for p in products] == SHOES
     assert products[0] == (162, "Shoes", Decimal("20.00"), Decimal("18.35"), date(2024, 6, 7))
-    assert rows(postgres_url, "SELECT rate FROM fx_rate WHERE rate_date = '2024-06-07' AND base = 'EUR' AND quote = 'USD'") == [(FRIDAY_RATE,)]
-    history = rows(postgres_url, "SELECT product_id, price_eur, valid_from, valid_to FROM product_price_history ORDER BY product_id")
+    usd = "SELECT rate FROM fx_rate WHERE rate_date = '2024-06-07' AND base = 'EUR' AND quote = 'USD'"
+    assert rows(postgres_url, usd) == [(FRIDAY_RATE,)]
+    history = rows(
+        postgres_url,
+        "SELECT product_id, price_eur, valid_from, valid_to FROM product_price_history ORDER BY product_id",
+    )
     assert history[0] == (162, Decimal("18.35"), date(2024, 6, 7), None)
     assert len(history) == len(SHOES)
 
@@ -45,7 +53,7 @@ def test_a_weekend_day_takes_fridays_rate_with_fridays_date(run_day, postgres_ur
     result = run_day(SATURDAY)
 
     assert result.success
-    assert rows(postgres_url, "SELECT price_eur, rate_date FROM product WHERE id = 162") == [(Decimal("18.35"), date(2024, 6, 7))]
+    assert price_of_162(postgres_url) == (Decimal("18.35"), date(2024, 6, 7))
     assert materialization_metadata(result, "commerce/diff/product_changes")["rate_date"] == FRIDAY
 
 
@@ -56,7 +64,7 @@ def test_a_holiday_sent_as_an_empty_observation_takes_the_last_published_rate(ru
     result = run_day(MONDAY)
 
     assert result.success
-    assert rows(postgres_url, "SELECT price_eur, rate_date FROM product WHERE id = 162") == [(Decimal("18.35"), date(2024, 6, 7))]
+    assert price_of_162(postgres_url) == (Decimal("18.35"), date(2024, 6, 7))
     assert materialization_metadata(result, "commerce/clean/fx_rates")["days_without_value"] == MONDAY
     assert not rows(postgres_url, "SELECT * FROM fx_rate WHERE rate_date = :d", d=date(2024, 6, 10))
 
@@ -65,7 +73,7 @@ def test_the_jsondata_format_gives_the_same_prices(run_day, postgres_url):
     result = run_day(MONDAY, ecb_options={"format": "jsondata"})
 
     assert result.success
-    assert rows(postgres_url, "SELECT price_eur, rate_date FROM product WHERE id = 162") == [(Decimal("18.59"), date(2024, 6, 10))]
+    assert price_of_162(postgres_url) == (Decimal("18.59"), date(2024, 6, 10))
 
 
 def test_a_price_change_closes_one_history_row_and_opens_another(run_day, store, postgres_url):
@@ -77,7 +85,8 @@ def test_a_price_change_closes_one_history_row_and_opens_another(run_day, store,
     assert result.success
     history = rows(
         postgres_url,
-        "SELECT product_id, price_usd, price_eur, rate_date, valid_from, valid_to FROM product_price_history ORDER BY product_id, valid_from",
+        "SELECT product_id, price_usd, price_eur, rate_date, valid_from, valid_to FROM product_price_history"
+        " ORDER BY product_id, valid_from",
     )
     saturday, sunday = date(2024, 6, 8), date(2024, 6, 9)
     assert [row for row in history if row[0] == 162] == [
@@ -119,12 +128,12 @@ def test_rerunning_a_day_changes_nothing(run_day, store, postgres_url):
     product = materialization_metadata(result, "commerce/tables/product")
     history = materialization_metadata(result, "commerce/tables/product_price_history")
     assert (product["inserted"], product["updated"], product["removed"]) == (0, 0, 0)
-    assert (history["opened"], history["closed"], history["deleted"], history["reopened"], history["rewritten"]) == (0, 0, 0, 0, 0)
+    assert [history[kind] for kind in ("opened", "closed", "deleted", "reopened", "rewritten")] == [0] * 5
 
 
 def test_a_day_older_than_the_latest_loaded_changes_no_product_or_history(run_day, store, postgres_url):
     run_day(MONDAY)
-    before = {table: rows(postgres_url, f"SELECT * FROM {table} ORDER BY 1, 2") for table in ("product", "product_price_history")}
+    before = {table: rows(postgres_url, f"SELECT * FROM {table} ORDER BY 1, 2") for table in TABLES[1:]}
     store.update_product(162, price=99)
 
     result = run_day(SATURDAY)
@@ -158,7 +167,8 @@ def test_money_is_exact_on_sqlite_too(run_day, store, sqlite_url):
     assert result.success
     assert all(check_results(result).values())
     with engine_for(sqlite_url).connect() as connection:
-        prices = connection.execute(sa.select(product.c.id, product.c.price_usd, product.c.price_eur).order_by(product.c.id)).all()
+        query = sa.select(product.c.id, product.c.price_usd, product.c.price_eur).order_by(product.c.id)
+        prices = connection.execute(query).all()
     assert prices[0] == (162, Decimal("0.12"), Decimal("0.11"))
     assert prices[1] == (163, Decimal("36.00"), Decimal("33.03"))
     assert all(isinstance(value, Decimal) for _, usd, eur in prices for value in (usd, eur))

@@ -22,7 +22,9 @@ price = sa.Table(
     sa.Column("label", sa.Text),
     sa.Column("valid_from", sa.Date, primary_key=True),
     sa.Column("valid_to", sa.Date),
-    info={"scd2": {"key": ("shop", "item_id"), "valid_from": "valid_from", "valid_to": "valid_to", "tracked": ("price",)}},
+    info={
+        "scd2": {"key": ("shop", "item_id"), "valid_from": "valid_from", "valid_to": "valid_to", "tracked": ("price",)}
+    },
 )
 MON, TUE, WED, THU = date(2024, 6, 3), date(2024, 6, 4), date(2024, 6, 5), date(2024, 6, 6)
 

@@ -56,7 +56,10 @@ CLEAN_FX = AssetKey([GROUP, "clean", "fx_rates"])
 RAW_PRODUCTS = AssetKey([GROUP, "raw", "products"])
 CLEAN_PRODUCTS = AssetKey([GROUP, "clean", "products"])
 DIFF = AssetKey([GROUP, "diff", "product_changes"])
-TABLES = {t.name: AssetKey([GROUP, "tables", t.name]) for t in (tables.fx_rate, tables.product, tables.product_price_history)}
+TABLES = {
+    t.name: AssetKey([GROUP, "tables", t.name])
+    for t in (tables.fx_rate, tables.product, tables.product_price_history)
+}
 FX_HISTORY = AssetKey(["ops", "history", "fx_rates"])
 ONE_OPEN_ROW_CHECK = "one_open_row_per_product"
 EXTENSIONS = {"csvdata": "csv", "jsondata": "json"}
@@ -106,9 +109,12 @@ def raw_fx_rates(context: AssetExecutionContext, ecb: EcbResource, storage: Stor
         "file": name,
         "fetched_at": datetime.now(timezone.utc).isoformat(),
     }
-    metadata = {"window": f"{start}..{end}", "status": answer.status, "bytes": len(answer.body), "format": answer.format}
+    metadata = {
+        "window": f"{start}..{end}", "status": answer.status, "bytes": len(answer.body), "format": answer.format
+    }
     if not answer.found:
-        metadata["warning"] = f"the ECB published no rate from {start} to {end} ({answer.body[:60].decode(errors='replace')})"
+        said = answer.body[:60].decode(errors="replace")
+        metadata["warning"] = f"the ECB published no rate from {start} to {end} ({said})"
     return Output(manifest, metadata=metadata)
 
 
@@ -151,11 +157,15 @@ def clean_fx_rates(context: AssetExecutionContext, raw: dict, storage: StorageRe
     metadata=table_metadata(tables.fx_rate),
     description=f"{tables.fx_rate.comment} Upserted from the day's window (and from ops/history/fx_rates).",
 )
-def fx_rate_table(context: AssetExecutionContext, rates: pd.DataFrame, warehouse: WarehouseResource) -> MaterializeResult:
+def fx_rate_table(
+    context: AssetExecutionContext, rates: pd.DataFrame, warehouse: WarehouseResource
+) -> MaterializeResult:
     warehouse.ensure_tables(tables.metadata)
     with warehouse.begin() as connection:
         result = merge(connection, tables.fx_rate, rates)
-    return MaterializeResult(metadata={"inserted": result.inserted, "updated": result.updated, "rates_in_window": len(rates)})
+    return MaterializeResult(
+        metadata={"inserted": result.inserted, "updated": result.updated, "rates_in_window": len(rates)}
+    )
 
 
 # ---------------------------------------------------------------- products
@@ -218,7 +228,10 @@ def raw_products(context: AssetExecutionContext, store: FakeStoreResource, stora
     kinds={"pandas", "parquet"},
     owners=OWNERS,
     check_specs=[schema_check_spec(CLEAN_PRODUCTS, ProductModel)],
-    description=f"{ProductModel.__doc__} Typed, prices as exact decimals (half-even to the cent), checked against ProductModel.",
+    description=(
+        f"{ProductModel.__doc__} Typed, prices as exact decimals (half-even to the cent), "
+        "checked against ProductModel."
+    ),
 )
 def clean_products(context: AssetExecutionContext, raw: dict, storage: StorageResource):
     folder = raw_folder(storage.root(), RAW_PRODUCTS, raw["partition"])
@@ -272,7 +285,13 @@ def usd_per_eur(context, rates: pd.DataFrame, warehouse: WarehouseResource, day:
         "it, whose date is kept), against the day before: new, changed, unchanged, or removed."
     ),
 )
-def product_changes(context: AssetExecutionContext, products: pd.DataFrame, rates: pd.DataFrame, previous, warehouse: WarehouseResource):
+def product_changes(
+    context: AssetExecutionContext,
+    products: pd.DataFrame,
+    rates: pd.DataFrame,
+    previous,
+    warehouse: WarehouseResource,
+):
     day = date.fromisoformat(context.partition_key)
     rate_date, rate, source = usd_per_eur(context, rates, warehouse, day)
     if previous is None:
@@ -309,7 +328,8 @@ def product_rows(diff: pd.DataFrame, day: date, active: set[int]) -> pd.DataFram
     removed = (diff["change"] == "removed") & diff["id"].isin(active)
     columns = [c for c in tables.product.c.keys() if c in diff.columns]
     rows = diff.loc[loaded | removed, columns].assign(as_of=day)
-    rows["removed_on"] = pd.Series([day if gone else None for gone in removed[loaded | removed]], index=rows.index, dtype=object)
+    removed_on = [day if gone else None for gone in removed[loaded | removed]]
+    rows["removed_on"] = pd.Series(removed_on, index=rows.index, dtype=object)
     return rows
 
 
@@ -326,7 +346,10 @@ def history_snapshot(diff: pd.DataFrame) -> pd.DataFrame:
             group_name=GROUP,
             kinds={"sql", "postgres"},
             owners=OWNERS,
-            description=f"{tables.product.comment} Upserted from the day's diff; a removed product keeps its row with removed_on.",
+            description=(
+                f"{tables.product.comment} Upserted from the day's diff; "
+                "a removed product keeps its row, with removed_on."
+            ),
             metadata=table_metadata(tables.product),
         ),
         AssetSpec(
@@ -342,7 +365,11 @@ def history_snapshot(diff: pd.DataFrame) -> pd.DataFrame:
     ins={"diff": AssetIn(DIFF)},
     partitions_def=commerce_daily,
     check_specs=[
-        AssetCheckSpec(ONE_OPEN_ROW_CHECK, asset=TABLES["product_price_history"], description="at most one open row per product, and no empty interval"),
+        AssetCheckSpec(
+            ONE_OPEN_ROW_CHECK,
+            asset=TABLES["product_price_history"],
+            description="at most one open row per product, and no empty interval",
+        ),
     ],
 )
 def product_tables(context: AssetExecutionContext, diff: pd.DataFrame, warehouse: WarehouseResource):
@@ -415,7 +442,9 @@ def one_open_row_check(connection: sa.Connection) -> AssetCheckResult:
         "backfill then needs no rate request per day. The zip is kept under ops/history/fx_rates/."
     ),
 )
-def fx_rate_history(context: AssetExecutionContext, ecb: EcbResource, storage: StorageResource, warehouse: WarehouseResource):
+def fx_rate_history(
+    context: AssetExecutionContext, ecb: EcbResource, storage: StorageResource, warehouse: WarehouseResource
+):
     client = ecb.client(context.log)
     data = client.history()
     write_bytes(storage.root().joinpath(*FX_HISTORY.path, "eurofxref-hist.zip"), data)

@@ -19,7 +19,8 @@ LOADABLE = ("new", "changed")
 def priced(products: pd.DataFrame, rate_date: date, usd_per_eur: Decimal) -> pd.DataFrame:
     """The day's products with `price_eur` (at `usd_per_eur`) and the rate's `rate_date`."""
     frame = products.copy()
-    frame["price_eur"] = pd.Series([price_in_eur(p, usd_per_eur) for p in frame["price_usd"]], index=frame.index, dtype=object)
+    eur = [price_in_eur(p, usd_per_eur) for p in frame["price_usd"]]
+    frame["price_eur"] = pd.Series(eur, index=frame.index, dtype=object)
     frame["rate_date"] = pd.Series([rate_date] * len(frame), index=frame.index, dtype=object)
     return frame
 
@@ -27,7 +28,8 @@ def priced(products: pd.DataFrame, rate_date: date, usd_per_eur: Decimal) -> pd.
 def warehouse_baseline(connection: sa.Connection) -> pd.DataFrame:
     """The listed products the warehouse holds, in the diff's shape (for a day without a previous diff)."""
     columns = [c for c in ProductChangeModel.to_schema().columns if c != "change"]
-    rows = connection.execute(sa.select(*(product.c[c] for c in columns)).where(product.c.removed_on.is_(None))).mappings()
+    listed = sa.select(*(product.c[c] for c in columns)).where(product.c.removed_on.is_(None))
+    rows = connection.execute(listed).mappings()
     return typed([dict(row) | {"change": "unchanged"} for row in rows], ProductChangeModel)
 
 

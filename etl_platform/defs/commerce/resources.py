@@ -28,6 +28,7 @@ from etl_platform.lib.http import HttpClient, RetryableStatus, SourceError, pars
 ECB_API_URL = "https://data-api.ecb.europa.eu/service/data"
 ECB_HISTORY_URL = "https://www.ecb.europa.eu/stats/eurofxref/eurofxref-hist.zip"
 ECB_SERIES = "EXR/D.USD.EUR.SP00.A"
+ACCEPT = {"csvdata": "text/csv", "jsondata": "application/vnd.sdmx.data+json;version=1.0.0-wd, application/json"}
 STORE_API_URL = "https://api.escuelajs.co/api/v1"
 # The account of the API's documentation: it exists on the public API and in the stand-in.
 DEFAULT_ACCOUNT = {
@@ -84,7 +85,8 @@ class ApiHttp(HttpClient):
         if status in passthrough:
             return response
         if status in self.retry_statuses:
-            raise RetryableStatus(f"HTTP {status} from {where}", status, parse_retry_after(response.headers.get("Retry-After")))
+            retry_after = parse_retry_after(response.headers.get("Retry-After"))
+            raise RetryableStatus(f"HTTP {status} from {where}", status, retry_after)
         if status == 401:
             raise Unauthorized(f"{self.name}: HTTP 401 from {where}")
         if status >= 400:
@@ -94,7 +96,11 @@ class ApiHttp(HttpClient):
 
 def _http(name: str, timeout: float, attempts: int, backoff: float, logger) -> ApiHttp:
     return ApiHttp(
-        name=name, timeout=timeout, attempts=attempts, backoff_seconds=backoff, logger=logger or logging.getLogger(__name__)
+        name=name,
+        timeout=timeout,
+        attempts=attempts,
+        backoff_seconds=backoff,
+        logger=logger or logging.getLogger(__name__),
     )
 
 
@@ -119,7 +125,9 @@ class EcbAnswer:
 class EcbResource(ConfigurableResource):
     """ECB data API (`ECB_API_URL`) and its reference-rate history file (`ECB_HISTORY_URL`)."""
 
-    api_url: str | None = Field(default=None, description="SDMX data API base up to /service/data; default ECB_API_URL or the ECB")
+    api_url: str | None = Field(
+        default=None, description="SDMX data API base up to /service/data; default ECB_API_URL or the ECB"
+    )
     history_url: str | None = Field(default=None, description="eurofxref-hist zip; default ECB_HISTORY_URL or the ECB")
     format: str = Field(default="csvdata", description="csvdata or jsondata")
     timeout_seconds: float = 60.0
@@ -150,8 +158,8 @@ class EcbClient:
         """USD per EUR observations from `start` to `end` (both inclusive)."""
         url = f"{self.url}/{ECB_SERIES}"
         params = {"startPeriod": start.isoformat(), "endPeriod": end.isoformat(), "format": self.format}
-        accept = {"csvdata": "text/csv", "jsondata": "application/vnd.sdmx.data+json;version=1.0.0-wd, application/json"}
-        response = self.http.send("GET", url, params=params, headers={"Accept": accept[self.format]}, passthrough=frozenset({404}))
+        headers = {"Accept": ACCEPT[self.format]}
+        response = self.http.send("GET", url, params=params, headers=headers, passthrough=frozenset({404}))
         if response.status_code == 404 and not response.content.strip().startswith(b"No results"):
             raise SourceError(f"ECB: HTTP 404 from {url}: {response.text[:200]}")
         return EcbAnswer(url, params, self.format, response.status_code, response.content)
@@ -199,7 +207,9 @@ class FakeStoreResource(ConfigurableResource):
 
     def client(self, logger=None) -> StoreClient:
         http = _http("Fake Store", self.timeout_seconds, self.attempts, self.backoff_seconds, logger)
-        return StoreClient(http=http, url=self.resolved_url(), account=self.account(), page_size=self.page_size, log=http.logger)
+        return StoreClient(
+            http=http, url=self.resolved_url(), account=self.account(), page_size=self.page_size, log=http.logger
+        )
 
 
 @dataclass
@@ -228,7 +238,9 @@ class StoreClient:
             )
         self._create_account()
         if not self._try_login():
-            raise StoreAuthError(f"Fake Store: login refused for {self.account['email']} right after creating the account")
+            raise StoreAuthError(
+                f"Fake Store: login refused for {self.account['email']} right after creating the account"
+            )
 
     def _try_login(self) -> bool:
         self.auth_events["login"] += 1
@@ -258,7 +270,10 @@ class StoreClient:
             return False
         self.auth_events["refresh"] += 1
         response = self.http.send(
-            "POST", f"{self.url}/auth/refresh-token", json={"refreshToken": self._refresh}, passthrough=frozenset({400, 401})
+            "POST",
+            f"{self.url}/auth/refresh-token",
+            json={"refreshToken": self._refresh},
+            passthrough=frozenset({400, 401}),
         )
         if response.status_code in (400, 401):
             self.log.info("Fake Store: the refresh token was refused; logging in again")
@@ -293,7 +308,8 @@ class StoreClient:
             ) from error
 
     def _get(self, path: str, params: dict | None) -> requests.Response:
-        return self.http.send("GET", f"{self.url}{path}", params=params, headers={"Authorization": f"Bearer {self._access}"})
+        headers = {"Authorization": f"Bearer {self._access}"}
+        return self.http.send("GET", f"{self.url}{path}", params=params, headers=headers)
 
     # ---- data
 
@@ -324,7 +340,9 @@ class StoreClient:
                 raise SourceError(f"Fake Store: /products offset={offset} did not answer a list")
             ids = {item.get("id") for item in items if isinstance(item, dict)}
             if ids & seen:
-                raise SourceError(f"Fake Store: /products offset={offset} repeats products already read: offset ignored?")
+                raise SourceError(
+                    f"Fake Store: /products offset={offset} repeats products already read: is offset ignored?"
+                )
             seen |= ids
             if items:
                 pages.append(body)

@@ -8,7 +8,9 @@ commerce_daily_job = define_asset_job(
     "commerce_daily",
     selection=AssetSelection.groups("commerce"),
     partitions_def=commerce_daily,
-    description="One day of the commerce group: ECB rates, the category's products priced in USD and EUR, price history.",
+    description=(
+        "One day of the commerce group: ECB rates, the category's products priced in USD and EUR, price history."
+    ),
 )
 
 # 04:00 UTC: the ECB published the previous day's rate at about 16:00 CET.

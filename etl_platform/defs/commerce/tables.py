@@ -38,7 +38,9 @@ product = sa.Table(
     sa.Column("created_at", UTC_TIMESTAMP, comment="creationAt in the store"),
     sa.Column("updated_at", UTC_TIMESTAMP, comment="updatedAt in the store"),
     sa.Column("as_of", sa.Date, nullable=False, comment="the day whose snapshot set these values"),
-    sa.Column("removed_on", sa.Date, comment="the first day the product was missing from its category; null while listed"),
+    sa.Column(
+        "removed_on", sa.Date, comment="the first day the product was missing from its category; null while listed"
+    ),
     info={"version_column": "as_of"},
     comment="The store's products of the configured category, priced in USD and EUR, as of the latest day loaded.",
 )
@@ -54,9 +56,15 @@ product_price_history = sa.Table(
     sa.Column("valid_to", sa.Date, comment="first day they no longer held (exclusive); null for the current prices"),
     sa.Index("ix_product_price_history_open", "product_id", "valid_to"),
     info={"scd2": {"key": ("product_id",), "valid_from": "valid_from", "valid_to": "valid_to"}},
-    comment="Every price a product has had, in USD and EUR with the rate's date (type 2: the open row has valid_to null).",
+    comment=(
+        "Every price a product has had, in USD and EUR with the rate's date "
+        "(type 2: the open row has valid_to null)."
+    ),
 )
 
 # What the diff compares: a product changed when one of these did.
-COMPARED = ("title", "slug", "description", "category", "category_id", "price_usd", "price_eur", "rate_date", "images", "created_at", "updated_at")
+COMPARED = (
+    "title", "slug", "description", "category", "category_id",
+    "price_usd", "price_eur", "rate_date", "images", "created_at", "updated_at",
+)
 HISTORY_COLUMNS = ("price_usd", "price_eur", "rate_date")
