@@ -172,3 +172,19 @@ def test_money_is_exact_on_sqlite_too(run_day, store, sqlite_url):
     assert prices[0] == (162, Decimal("0.12"), Decimal("0.11"))
     assert prices[1] == (163, Decimal("36.00"), Decimal("33.03"))
     assert all(isinstance(value, Decimal) for _, usd, eur in prices for value in (usd, eur))
+
+
+def test_days_run_in_date_order_record_a_new_eur_price_only_when_the_rate_changes(run_day, postgres_url):
+    for day in (FRIDAY, SATURDAY, SUNDAY, MONDAY):
+        assert run_day(day).success
+
+    history = rows(
+        postgres_url,
+        "SELECT price_eur, rate_date, valid_from, valid_to FROM product_price_history"
+        " WHERE product_id = 163 ORDER BY valid_from",
+    )
+    friday, monday = date(2024, 6, 7), date(2024, 6, 10)
+    assert history == [
+        (Decimal("33.03"), friday, friday, monday),  # 36 / 1.0898; the weekend kept Friday's rate
+        (Decimal("33.47"), monday, monday, None),  # 36 / 1.0756
+    ]
