@@ -344,6 +344,7 @@ def run_dlt(db: Database, data: Data, file_format: str, indexed: bool, rep: int,
     target = sql.Identifier(_dlt_dataset(file_format, indexed, rep), "cve")
     with db.connect() as conn:
         if indexed:  # dlt creates no index: give its table those of `cve`, for a like-for-like merge
+            conn.execute(sql.SQL('ALTER TABLE {} ALTER COLUMN cve_id TYPE text COLLATE "C"').format(target))
             conn.execute(sql.SQL("ALTER TABLE {} ADD PRIMARY KEY (cve_id)").format(target))
             conn.execute(sql.SQL("CREATE UNIQUE INDEX ON {} (cve_key)").format(target))
             conn.execute(sql.SQL("CREATE INDEX ON {} (last_modified)").format(target))

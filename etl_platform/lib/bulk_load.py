@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import io
 import itertools
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 
 import pandas as pd
 import pyarrow as pa
@@ -50,7 +50,8 @@ def _copy_into(connection: sa.Connection, table: sa.Table, frame: pd.DataFrame) 
     chunks = _arrow_chunks(frame)
     first = next(chunks)  # its types (inferred from values, for object columns) decide the format
     chunks = itertools.chain([first], chunks)
-    schema = binary_schema(table, first.schema)
+    inferred = [name for name in frame.columns if frame[name].dtype == object]
+    schema = binary_schema(table, first.schema, inferred)
     if schema is None:
         copy_format, payload = sql.SQL("CSV"), _csv_payload(chunks)
     else:
@@ -74,9 +75,18 @@ def _arrow_chunks(frame: pd.DataFrame) -> Iterator[pa.Table]:
 # Binary
 
 
-def binary_schema(table: sa.Table, source: pa.Schema) -> pa.Schema | None:
-    """The Arrow schema to encode the table's columns in, or None if one has no exact encoding."""
-    targets = [_binary_type(table.c[field_.name].type, field_.type) for field_ in source]
+def binary_schema(table: sa.Table, source: pa.Schema, inferred: Sequence[str] = ()) -> pa.Schema | None:
+    """The Arrow schema to encode the table's columns in, or None if one has no exact encoding.
+
+    `inferred`: columns whose source type was inferred from the values of one chunk (pandas
+    object columns), which later chunks may not share.
+    """
+    targets = [
+        None
+        if field_.name in inferred and isinstance(table.c[field_.name].type, sa.Numeric)
+        else _binary_type(table.c[field_.name].type, field_.type)
+        for field_ in source
+    ]
     if any(target is None for target in targets):
         return None
     return pa.schema([pa.field(field_.name, target) for field_, target in zip(source, targets)])
@@ -108,12 +118,7 @@ def _binary_type(column_type: sa.types.TypeEngine, source: pa.DataType) -> pa.Da
     if isinstance(column_type, sa.Float):  # before Numeric: Float is one
         return pa.float32() if getattr(column_type, "precision", None) and column_type.precision <= 24 else pa.float64()
     if isinstance(column_type, sa.Numeric):
-        # Only decimals go binary: a float's nearest decimal is Postgres's call, made in CSV.
-        if not pa.types.is_decimal(source):
-            return None
-        if column_type.precision is not None and column_type.scale is not None:
-            return pa.decimal128(column_type.precision, column_type.scale)
-        return source
+        return _binary_decimal(column_type, source)
     if isinstance(column_type, sa.DateTime):
         zoned = pa.types.is_timestamp(source) and source.tz is not None
         if column_type.timezone and not zoned:
@@ -124,6 +129,23 @@ def _binary_type(column_type: sa.types.TypeEngine, source: pa.DataType) -> pa.Da
     if isinstance(column_type, sa.Date):
         return pa.date32()
     return None
+
+
+def _binary_decimal(column_type: sa.Numeric, source: pa.DataType) -> pa.DataType | None:
+    """Decimals of one fixed type go binary; the rest is left to Postgres's own parsing (CSV).
+
+    Floats have no exact decimal, and a finer scale than the column's is Postgres's to round.
+    Arrow-backed decimal columns (`pd.ArrowDtype(pa.decimal128(p, s))`) have one type for the
+    whole frame; Python `Decimal` objects are typed per chunk (see `binary_schema`).
+    """
+    if not pa.types.is_decimal(source):
+        return None
+    if column_type.scale is None:
+        return source
+    if source.scale > column_type.scale:
+        return None
+    precision = max(column_type.precision or 0, source.precision - source.scale + column_type.scale)
+    return pa.decimal128(precision, column_type.scale) if precision <= 38 else None
 
 
 def _cast(chunk: pa.Table, schema: pa.Schema) -> pa.Table:

@@ -77,7 +77,7 @@ def stored(engine, table: sa.Table) -> list[tuple]:
 
 
 def test_every_supported_type_goes_through_binary_copy(engine):
-    assert binary_schema(every_type, arrow_schema(ROWS)) is not None
+    assert binary_schema(every_type, arrow_schema(ROWS.drop(columns="money"))) is not None
 
 
 def test_binary_copy_keeps_every_value(engine):
@@ -107,6 +107,27 @@ def test_a_zoned_instant_lands_in_a_naive_column_as_utc_wall_clock(engine):
         load_rows(connection, every_type, frame)
 
     assert stored(engine, every_type)[0][10] == datetime(2023, 10, 18, 8, 15)
+
+
+def test_decimal_objects_go_through_csv_whatever_scale_each_chunk_has(engine, monkeypatch):
+    monkeypatch.setattr(bulk_load, "COPY_CHUNK_ROWS", 1)
+    frame = pd.DataFrame({"id": [1, 2, 3], "money": [Decimal("1"), Decimal("2.5"), Decimal("0.125")]})
+
+    with engine.begin() as connection:
+        load_rows(connection, every_type, frame)
+
+    assert [r[7] for r in stored(engine, every_type)] == [Decimal("1.00"), Decimal("2.50"), Decimal("0.13")]
+
+
+def test_arrow_decimals_go_through_binary_copy_exactly(engine):
+    money = pd.Series([Decimal("19.9"), None, Decimal("-0.1")], dtype=pd.ArrowDtype(pa.decimal128(10, 1)))
+    frame = pd.DataFrame({"id": [1, 2, 3], "money": money})
+    assert binary_schema(every_type, arrow_schema(frame)) is not None
+
+    with engine.begin() as connection:
+        load_rows(connection, every_type, frame)
+
+    assert [r[7] for r in stored(engine, every_type)] == [Decimal("19.90"), None, Decimal("-0.10")]
 
 
 def test_floats_for_a_decimal_column_go_through_csv_and_round_as_postgres_does(engine):
