@@ -44,6 +44,7 @@ EXPECTED_ASSETS = [
     "ops/history/fx_rates",
     "ops/retention/raw_files",
     "sales/clean/sales",
+    "sales/diff/sale_changes",
     "sales/flat/sale_commissions",
     "sales/flat/sale_price_details",
     "sales/flat/sale_users",

@@ -22,9 +22,9 @@ from etl_platform_tests.sales.conftest import materialization
 
 def test_the_schedule_runs_every_7_minutes_from_the_cursor(run_sales, postgres_url):
     result = run_sales(warehouse_url=postgres_url, end="2026-05-01")
-    context = build_schedule_context(instance=run_sales.instance, resources={"hotmart": HotmartResource()})
-
-    request = sales_schedule(context)
+    # The context as a context manager: it closes the instance it opens from the reference.
+    with build_schedule_context(instance=run_sales.instance, resources={"hotmart": HotmartResource()}) as context:
+        request = sales_schedule(context)
 
     assert sales_schedule.cron_schedule == "*/7 * * * *"
     assert isinstance(request, RunRequest)
@@ -33,9 +33,8 @@ def test_the_schedule_runs_every_7_minutes_from_the_cursor(run_sales, postgres_u
 
 def test_the_schedule_skips_without_credentials(run_sales, monkeypatch):
     monkeypatch.delenv("SALES_CLIENT_ID")
-    context = build_schedule_context(instance=run_sales.instance, resources={"hotmart": HotmartResource()})
-
-    assert isinstance(sales_schedule(context), SkipReason)
+    with build_schedule_context(instance=run_sales.instance, resources={"hotmart": HotmartResource()}) as context:
+        assert isinstance(sales_schedule(context), SkipReason)
 
 
 def test_the_sensor_never_starts_a_second_run_while_one_is_in_flight(run_sales):

@@ -107,6 +107,11 @@ def test_a_refund_updates_the_sale(run_sales, hotmart, postgres_url):
     assert sum(s == ("APPROVED",) for s in statuses.values()) == 5
     loaded = materialization(result, "sales/tables/sale")
     assert (loaded["inserted"], loaded["updated"], loaded["unchanged"]) == (0, 1, 5)
+    diff = materialization(result, "sales/diff/sale_changes")
+    assert (diff["changes/new"], diff["changes/status_changed"], diff["changes/known"]) == (0, 1, 5)
+    changes = pd.read_parquet(storage_root() / "sales" / "diff" / "sale_changes.parquet")
+    refund = changes[changes["change"] == "status_changed"].iloc[0]
+    assert (refund["purchase_transaction"], refund["previous_status"], refund["status"]) == (code, "APPROVED", "REFUNDED")
 
 
 def test_two_overlapping_windows_load_each_sale_once(run_sales, hotmart, postgres_url, monkeypatch):

@@ -39,9 +39,9 @@ from etl_platform.defs.sales.fetch import (
     Window,
     run_window,
 )
-from etl_platform.defs.sales.parse import arrow_decimals, flat_sales, typed_sales
+from etl_platform.defs.sales.parse import arrow_decimals, flat_sales, status_changes, typed_sales
 from etl_platform.defs.sales.resources import HotmartResource
-from etl_platform.defs.sales.schemas import KEY, SaleModel
+from etl_platform.defs.sales.schemas import CHANGE_KINDS, KEY, SaleChangeModel, SaleModel
 from etl_platform.lib.flatten import flatten
 from etl_platform.lib.frame_checks import (
     UNIQUE_KEY_CHECK,
@@ -58,8 +58,9 @@ OWNERS = ["team:data-platform"]
 RAW_SALES = AssetKey([GROUP, "raw", "sales"])
 FLAT_SALES = AssetKey([GROUP, "flat", "sales"])
 CLEAN_SALES = AssetKey([GROUP, "clean", "sales"])
+DIFF_SALES = AssetKey([GROUP, "diff", "sale_changes"])
 SALE_TABLE = AssetKey([GROUP, "tables", "sale"])
-CORE_ASSETS = (RAW_SALES, FLAT_SALES, CLEAN_SALES, SALE_TABLE)
+CORE_ASSETS = (RAW_SALES, FLAT_SALES, CLEAN_SALES, DIFF_SALES, SALE_TABLE)
 LOADED_CHECK = "every_fetched_sale_loaded"
 DEFAULT_OVERLAP_HOURS = 7 * 24
 
@@ -199,6 +200,45 @@ def clean_sales(context: AssetExecutionContext, flat: pd.DataFrame):
     yield unique_key_check(CLEAN_SALES, frame, [KEY])
 
 
+def known_statuses(connection: sa.Connection, keys: list[str]) -> dict[str, str | None]:
+    """transaction -> status in `sale` for these transactions (nothing when `sale` is not there yet)."""
+    if not sa.inspect(connection).has_table(tables.sale.name):
+        return {}
+    sale = tables.sale
+    known: dict[str, str | None] = {}
+    for first in range(0, len(keys), 10_000):
+        rows = connection.execute(
+            sa.select(sale.c[KEY], sale.c.purchase_status).where(sale.c[KEY].in_(keys[first : first + 10_000]))
+        )
+        known.update((key, status) for key, status in rows)
+    return known
+
+
+@asset(
+    key=DIFF_SALES,
+    ins={"sales": AssetIn(CLEAN_SALES)},
+    group_name=GROUP,
+    io_manager_key="parquet_io_manager",
+    kinds={"parquet", "pandas"},
+    owners=OWNERS,
+    check_specs=[schema_check_spec(DIFF_SALES, SaleChangeModel)],
+    description=(
+        "Each sale of the run against the warehouse before it: new, status_changed (a refund, a "
+        "chargeback, an approval: previous and new status) or known. Sales seen again in the "
+        "overlap are `known` and load as unchanged."
+    ),
+)
+def sale_changes(context: AssetExecutionContext, sales: pd.DataFrame, warehouse: WarehouseResource):
+    with warehouse.begin() as connection:
+        known = known_statuses(connection, sales[KEY].astype(str).tolist())
+    diff = status_changes(sales, known)
+    counts = diff["change"].value_counts()
+    yield Output(
+        diff, metadata={**frame_metadata(diff), **{f"changes/{k}": int(counts.get(k, 0)) for k in CHANGE_KINDS}}
+    )
+    yield schema_check(DIFF_SALES, SaleChangeModel, diff)
+
+
 def column_schema(table: sa.Table) -> TableSchema:
     return TableSchema(columns=[TableColumn(c.name, str(c.type), description=c.comment or "") for c in table.columns])
 
@@ -206,6 +246,7 @@ def column_schema(table: sa.Table) -> TableSchema:
 @asset(
     key=SALE_TABLE,
     ins={"sales": AssetIn(CLEAN_SALES), "raw": AssetIn(RAW_SALES)},
+    deps=[DIFF_SALES],
     group_name=GROUP,
     kinds={"sql", "postgres"},
     owners=OWNERS,

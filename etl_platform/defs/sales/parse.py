@@ -173,3 +173,21 @@ def arrow_decimals(frame: pd.DataFrame) -> pd.DataFrame:
             converted[name] = pd.arrays.ArrowExtensionArray(array)
             break
     return frame.assign(**converted) if converted else frame
+
+
+def status_changes(sales: pd.DataFrame, known: dict[str, str | None]) -> pd.DataFrame:
+    """Each sale against the warehouse's status before the run (`known`: transaction -> status)."""
+    keys = sales[KEY].astype(object).tolist()
+    status = sales["purchase_status"].astype(object).where(sales["purchase_status"].notna(), None).tolist()
+    previous = [known.get(k) for k in keys]
+    change = [
+        "new" if k not in known else "status_changed" if p != s else "known" for k, p, s in zip(keys, previous, status)
+    ]
+    return pd.DataFrame(
+        {
+            KEY: pd.array(keys, dtype=TEXT),
+            "change": pd.array(change, dtype=TEXT),
+            "previous_status": pd.array(previous, dtype=TEXT),
+            "status": pd.array(status, dtype=TEXT),
+        }
+    )

@@ -60,3 +60,18 @@ class SaleModel(pa.DataFrameModel):
 
 
 KEY = "purchase_transaction"
+CHANGE_KINDS = ["new", "status_changed", "known"]
+
+
+class SaleChangeModel(pa.DataFrameModel):
+    """Each sale of the run against what the warehouse held before it."""
+
+    purchase_transaction: Series[Text] = pa.Field(unique=True, description="the sale")
+    change: Series[Text] = pa.Field(isin=CHANGE_KINDS, description="new, status_changed, or known (same status)")
+    previous_status: Series[Text] = pa.Field(nullable=True, description="status in the warehouse before the run")
+    status: Series[Text] = pa.Field(nullable=True, description="status the source reports now")
+
+    class Config:
+        strict = True
+        coerce = False
+        description = "Status changes of the run (refunds, chargebacks...)"
