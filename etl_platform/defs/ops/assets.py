@@ -8,7 +8,7 @@ from pydantic import Field
 from etl_platform.lib.retention import delete_older_than
 from etl_platform.lib.storage import StorageResource
 
-RAW_DOMAINS = ("cve",)
+RAW_DOMAINS = ("cve", "commerce", "sales")
 
 
 class RawRetentionConfig(Config):
