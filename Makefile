@@ -6,6 +6,9 @@ PY := $(VENV)/bin/python
 export ETL_HOME ?= $(CURDIR)/.etl
 export DAGSTER_HOME ?= $(ETL_HOME)/dagster
 NVD_PORT ?= 8900
+STORE_PORT ?= 8901
+ECB_PORT ?= 8902
+SALES_PORT ?= 8903
 
 .PHONY: setup demo test dev api nvd-standin bench clean
 
@@ -29,11 +32,21 @@ demo: setup $(DAGSTER_HOME)/dagster.yaml
 test: setup
 	$(PY) -m pytest -q
 
-## Dagster UI on http://127.0.0.1:3000 with the NVD stand-in on loopback.
+## Dagster UI on http://127.0.0.1:3000 with every API stand-in on loopback.
 dev: setup $(DAGSTER_HOME)/dagster.yaml
-	$(PY) -m etl_platform.devservers nvd --port $(NVD_PORT) & \
-	trap "kill $$!" EXIT; \
-	NVD_API_URL=http://127.0.0.1:$(NVD_PORT)/rest/json/cves/2.0 $(VENV)/bin/dagster dev -w workspace.yaml
+	$(PY) -m etl_platform.devservers nvd --port $(NVD_PORT) & pids=$$!; \
+	$(PY) -m etl_platform.devservers fake-store --port $(STORE_PORT) --assign-category Shoes=162,163,166,169,170 & pids="$$pids $$!"; \
+	$(PY) -m etl_platform.devservers ecb --port $(ECB_PORT) & pids="$$pids $$!"; \
+	$(PY) -m etl_platform.devservers hotmart --port $(SALES_PORT) & pids="$$pids $$!"; \
+	trap "kill $$pids" EXIT; \
+	NVD_API_URL=http://127.0.0.1:$(NVD_PORT)/rest/json/cves/2.0 \
+	STORE_API_URL=http://127.0.0.1:$(STORE_PORT)/api/v1 \
+	ECB_API_URL=http://127.0.0.1:$(ECB_PORT)/service/data \
+	ECB_HISTORY_URL=http://127.0.0.1:$(ECB_PORT)/stats/eurofxref/eurofxref-hist.zip \
+	SALES_API_URL=http://127.0.0.1:$(SALES_PORT)/payments/api/v1 \
+	SALES_AUTH_URL=http://127.0.0.1:$(SALES_PORT)/security/oauth/token \
+	SALES_CLIENT_ID=standin-client SALES_CLIENT_SECRET=standin-secret SALES_START_DATE=2021-01-01 \
+	$(VENV)/bin/dagster dev -w workspace.yaml
 
 ## The REST API on http://127.0.0.1:8000 (OpenAPI at /docs).
 api: setup

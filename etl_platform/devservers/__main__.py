@@ -40,6 +40,13 @@ def main(argv: list[str] | None = None) -> int:
     fake_store.add_argument(
         "--no-auth", action="store_true", help="serve products and categories without a Bearer token"
     )
+    fake_store.add_argument(
+        "--assign-category",
+        action="append",
+        default=[],
+        metavar="NAME=ID,ID",
+        help="file recorded products under a category, e.g. Shoes=162,163 (the recording has no Shoes)",
+    )
     ecb = servers.add_parser("ecb", help="ECB SDMX data API (EXR D.USD.EUR.SP00.A) + eurofxref history stand-in")
     ecb.add_argument("--host", default="127.0.0.1")
     ecb.add_argument("--port", type=int, default=8902, help="0 picks a free port (default: %(default)s)")
@@ -51,6 +58,9 @@ def main(argv: list[str] | None = None) -> int:
 
     if args.server == "fake-store":
         server = FakeStoreStandIn(require_auth=not args.no_auth, host=args.host, port=args.port)
+        for assignment in args.assign_category:
+            name, _, ids = assignment.partition("=")
+            server.assign_category([int(i) for i in ids.split(",") if i], name)
         banner = "Fake Store API stand-in serving at {url} (Ctrl-C to stop)"
     elif args.server == "ecb":
         server = EcbStandIn(host=args.host, port=args.port)
