@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 import uuid
 from collections.abc import Iterator
 from datetime import datetime, timedelta, timezone
@@ -103,10 +104,12 @@ def engine(request) -> sa.Engine:
 
 
 def items(*rows: tuple) -> pd.DataFrame:
-    """Rows of `item` as (item_id, item_key, name, modified)."""
+    """Rows of `item` as (item_id, item_key, name, modified), with every column of the table
+    (`price` empty): on Postgres they take the delete-and-insert path of the merge."""
     frame = pd.DataFrame(rows, columns=["item_id", "item_key", "name", "modified"])
     frame["item_key"] = frame["item_key"].astype("Int64")
     frame["modified"] = pd.to_datetime(frame["modified"], utc=True)
+    frame.insert(3, "price", pd.Series([None] * len(frame), dtype=object))
     return frame
 
 
@@ -476,9 +479,7 @@ def test_a_composite_key_merges_on_all_its_columns(engine):
     assert [tuple(r) for r in rows] == [("d1", 1, "a"), ("d1", 2, "B"), ("d2", 1, "c"), ("d2", 2, "n")]
 
 
-# --------------------------------------------------------------------------- known bugs in lib/upsert.py
-# These tests describe the wanted behaviour and fail today; they are strict xfails, so fixing
-# the bug turns them into XPASS failures that ask for the marker to be removed.
+# --------------------------------------------------------------------------- zones on SQLite, link columns
 
 
 def test_sqlite_keeps_the_instant_of_a_timestamp_given_in_another_zone(sqlite):
@@ -508,3 +509,75 @@ def test_a_child_frame_without_its_link_column_raises_merge_error(sqlite):
     engine = sqlite
     with pytest.raises(MergeError):
         run_merge(engine, item, items(("A", 1, "alpha", V1)), {item_tag: pd.DataFrame({"tag": ["x"]})})
+
+
+# --------------------------------------------------------------------------- how stored rows are replaced
+
+
+def test_columns_absent_from_the_rows_keep_their_stored_values(engine):
+    run_merge(engine, item, items(("A", 1, "alpha", V1)).assign(price=[Decimal("9.5000")]))
+
+    result = run_merge(engine, item, items(("A", 1, "alpha v2", V2)).drop(columns="price"))
+
+    assert counts(result) == (0, 1, 0)
+    with engine.connect() as connection:
+        assert connection.execute(sa.select(item.c.name, item.c.price)).one() == ("alpha v2", Decimal("9.5000"))
+
+
+def _referenced_parent(postgres: sa.Engine) -> tuple[sa.Table, sa.Table]:
+    referencing = sa.MetaData()
+    parent = sa.Table("parent", referencing, sa.Column("id", sa.Integer, primary_key=True), sa.Column("name", sa.Text))
+    child = sa.Table(
+        "child",
+        referencing,
+        sa.Column("id", sa.Integer, primary_key=True),
+        sa.Column("parent_id", sa.Integer, sa.ForeignKey("parent.id", ondelete="CASCADE"), nullable=False),
+    )
+    referencing.drop_all(postgres)
+    referencing.create_all(postgres)
+    return parent, child
+
+
+def test_a_table_referenced_by_a_foreign_key_is_updated_in_place(postgres):
+    parent, child = _referenced_parent(postgres)
+    run_merge(postgres, parent, pd.DataFrame({"id": [1], "name": ["old"]}))
+    with postgres.begin() as connection:
+        connection.execute(child.insert(), [{"id": 10, "parent_id": 1}])
+
+    result = run_merge(postgres, parent, pd.DataFrame({"id": [1], "name": ["new"]}))
+
+    assert counts(result) == (0, 1, 0)
+    with postgres.connect() as connection:
+        assert connection.execute(sa.select(parent.c.name)).scalar_one() == "new"
+        assert connection.execute(sa.select(child.c.parent_id)).scalar_one() == 1  # not cascaded away
+
+
+def test_a_newer_version_merged_while_an_older_merge_is_open_wins(postgres):
+    run_merge(postgres, item, items(("A", 1, "v1", V1)))
+    finished = threading.Event()
+
+    def merge_newer_meanwhile() -> None:
+        run_merge(postgres, item, items(("A", 1, "v3", V3)))
+        finished.set()
+
+    with postgres.begin() as connection:
+        merge(connection, item, items(("A", 1, "v2", V2)))
+        other = threading.Thread(target=merge_newer_meanwhile)
+        other.start()
+        assert not finished.wait(0.5), "a second writer went ahead of an open merge"
+    other.join(timeout=30)
+
+    assert finished.is_set()
+    assert stored_items(postgres) == [("A", 1, "v3", V3)]
+
+
+def test_a_merge_leaves_the_table_readable_while_it_is_open(postgres):
+    run_merge(postgres, item, items(("A", 1, "v1", V1)))
+
+    with postgres.begin() as connection:
+        merge(connection, item, items(("A", 1, "v2", V2)))
+        with postgres.connect() as reader:
+            seen = reader.execute(sa.select(item.c.name)).scalar_one()
+
+    assert seen == "v1"
+    assert stored_items(postgres) == [("A", 1, "v2", V2)]
