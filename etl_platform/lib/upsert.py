@@ -8,21 +8,11 @@ What a table needs is declared once, on its SQLAlchemy `Table`:
   columns it shares with its parent; when a parent row is inserted or really changes, its
   children are replaced (deleted, then inserted from the new version).
 
-Rows are staged into a temporary table (`etl_platform.lib.bulk_load`: binary `COPY` on
-Postgres, batched inserts on SQLite) in key order, then merged so that only rows whose content
-differs are written, and re-running a load writes nothing:
-
-- Postgres, when the rows carry every column of the table and no declared foreign key points
-  at it: the table is locked against other writers (readers go on), the stored versions that
-  the stage replaces are deleted, and every staged row whose key is then absent is inserted.
-  That is the cheapest way to write new row versions here: ~30% faster than `ON CONFLICT`,
-  which pays a speculative insertion, a row lock and a confirmation per row
-  (benchmarks/README.md). The lock keeps two concurrent merges from interleaving their delete
-  and insert; a referenced parent is never deleted, even for a moment.
-- Otherwise (some columns absent from the rows, a referenced table, SQLite): `INSERT ...
-  SELECT ... ON CONFLICT DO UPDATE`, which keeps absent columns and never deletes.
-
-The caller owns the transaction.
+Rows are staged in key order into a temporary table (`etl_platform.lib.bulk_load`: binary
+`COPY` on Postgres, batched inserts on SQLite), then merged with `INSERT ... SELECT ... ON CONFLICT DO
+UPDATE` that updates only rows whose content differs, so re-running a load writes nothing.
+On Postgres the same statement returns what it inserted and updated (no second pass over
+the stage). The caller owns the transaction.
 """
 
 from __future__ import annotations
@@ -104,15 +94,10 @@ def merge(
     affected = (
         _temp_table(connection, f"_affected_{table.name}", [table.c[c] for c in returned]) if returned else None
     )
-    if _replaces_rows(connection, table, columns):
-        result.updated = _delete_replaced(connection, table, stage, columns, key)
-        written = _insert_absent(connection, table, stage, columns, key, affected, returned)
-        result.inserted, changed = written - result.updated, written
-    elif connection.dialect.name == "postgresql":
-        statement = _upsert_statement(connection, table, stage, columns, key)
+    statement = _upsert_statement(connection, table, stage, columns, key)
+    if connection.dialect.name == "postgresql":
         result.inserted, changed = _upsert_counting_inserts(connection, statement, affected, returned)
     else:
-        statement = _upsert_statement(connection, table, stage, columns, key)
         existing = connection.execute(
             sa.select(sa.func.count()).select_from(stage.join(table, _key_match(stage, table, key)))
         ).scalar_one()
@@ -146,7 +131,8 @@ def _deduplicate(frame: pd.DataFrame, key: list[str], version: str | None) -> tu
     """One row per key (the newest where a version is declared), in key order.
 
     A key may come twice in one batch (a source repeating a record). Key order makes the
-    inserts walk the primary-key index from one end to the other instead of at random.
+    upsert walk the primary-key index from one end to the other instead of at random: 1.1x to
+    1.3x faster for 200k rows, sort included (benchmarks/README.md).
     """
     duplicated = frame.duplicated(key, keep=False)
     kept = frame
@@ -177,49 +163,6 @@ def _stage(connection: sa.Connection, table: sa.Table, frame: pd.DataFrame, colu
     return stage
 
 
-def _replaces_rows(connection: sa.Connection, table: sa.Table, columns: list[str]) -> bool:
-    """Whether stored versions may be deleted and re-inserted instead of updated in place."""
-    if connection.dialect.name != "postgresql" or len(columns) < len(table.columns):
-        return False
-    return not any(fk.column.table is table for other in table.metadata.tables.values() for fk in other.foreign_keys)
-
-
-def _changed(table: sa.Table, incoming, values: list[str]) -> sa.ColumnElement[bool]:
-    """An incoming row (columns of the stage, or `excluded`) replaces the stored one: not
-    older, and different in some value."""
-    differs = sa.tuple_(*(table.c[c] for c in values)).is_distinct_from(sa.tuple_(*(incoming[c] for c in values)))
-    version = table.info.get("version_column")
-    return sa.and_(table.c[version] <= incoming[version], differs) if version else differs
-
-
-def _delete_replaced(
-    connection: sa.Connection, table: sa.Table, stage: sa.Table, columns: list[str], key: list[str]
-) -> int:
-    """Lock out other writers, then delete the stored rows the stage replaces; their count."""
-    connection.exec_driver_sql(f"LOCK TABLE {_quoted(connection, table)} IN SHARE ROW EXCLUSIVE MODE")
-    values = [c for c in columns if c not in key]
-    if not values:
-        return 0
-    replaced = sa.delete(table).where(_key_match(stage, table, key), _changed(table, stage.c, values))
-    return connection.execute(replaced).rowcount
-
-
-def _insert_absent(
-    connection: sa.Connection,
-    table: sa.Table,
-    stage: sa.Table,
-    columns: list[str],
-    key: list[str],
-    affected: sa.Table | None,
-    returned: list[str],
-) -> int:
-    """Insert the staged rows whose key the table does not hold; keep their link columns."""
-    absent = ~sa.exists().where(_key_match(stage, table, key))
-    statement = sa.insert(table).from_select(columns, sa.select(*(stage.c[c] for c in columns)).where(absent))
-    written = statement.returning(*(table.c[c] for c in returned or key)).cte("written")
-    return connection.execute(_keeping_links(sa.select(sa.func.count()), written, affected, returned)).scalar_one()
-
-
 def _upsert_statement(
     connection: sa.Connection, table: sa.Table, stage: sa.Table, columns: list[str], key: list[str]
 ):
@@ -231,8 +174,13 @@ def _upsert_statement(
     if not values:
         return statement.on_conflict_do_nothing(index_elements=key)
     excluded = statement.excluded
+    changed = sa.tuple_(*(table.c[c] for c in values)).is_distinct_from(
+        sa.tuple_(*(excluded[c] for c in values))
+    )
+    version = table.info.get("version_column")
+    condition = sa.and_(table.c[version] <= excluded[version], changed) if version else changed
     return statement.on_conflict_do_update(
-        index_elements=key, set_={c: excluded[c] for c in values}, where=_changed(table, excluded, values)
+        index_elements=key, set_={c: excluded[c] for c in values}, where=condition
     )
 
 
@@ -243,23 +191,19 @@ def _upsert_counting_inserts(
 
     A row an `ON CONFLICT` inserted has `xmax = 0`; one it updated carries the row lock's
     transaction id. Counting that in the RETURNING list replaces a separate join of the stage
-    against the table.
+    against the table. The link columns of every written row go to `affected` in the same
+    statement.
     """
     inserted = sa.literal_column(f"{_quoted(connection, statement.table)}.xmax = 0").label("_inserted")
     written = statement.returning(*(statement.table.c[c] for c in returned), inserted).cte("written")
-    counts = sa.select(sa.func.count().filter(written.c._inserted), sa.func.count())
-    inserted_rows, written_rows = connection.execute(_keeping_links(counts, written, affected, returned)).one()
+    counts = sa.select(
+        sa.func.count().filter(written.c._inserted), sa.func.count()
+    ).select_from(written)
+    if affected is not None:
+        keep = sa.insert(affected).from_select(returned, sa.select(*(written.c[c] for c in returned)))
+        counts = counts.add_cte(keep.cte("kept"))
+    inserted_rows, written_rows = connection.execute(counts).one()
     return inserted_rows, written_rows
-
-
-def _keeping_links(counts: sa.Select, written: sa.CTE, affected: sa.Table | None, returned: list[str]) -> sa.Select:
-    """`counts` over the rows a writing statement returned, which also copies their link
-    columns to `affected` in the same statement (no second pass over the stage)."""
-    counts = counts.select_from(written)
-    if affected is None:
-        return counts
-    keep = sa.insert(affected).from_select(returned, sa.select(*(written.c[c] for c in returned)))
-    return counts.add_cte(keep.cte("kept"))
 
 
 def _quoted(connection: sa.Connection, table: sa.Table) -> str:
