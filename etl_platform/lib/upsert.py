@@ -9,8 +9,9 @@ What a table needs is declared once, on its SQLAlchemy `Table`:
   children are replaced (deleted, then inserted from the new version).
 
 Rows are staged in key order into a temporary table (`etl_platform.lib.bulk_load`: binary
-`COPY` on Postgres, batched inserts on SQLite), then merged with `INSERT ... SELECT ... ON CONFLICT DO
-UPDATE` that updates only rows whose content differs, so re-running a load writes nothing.
+`COPY` on Postgres, batched inserts on SQLite), then merged with `INSERT ... SELECT ... ON
+CONFLICT DO UPDATE` that updates only rows whose content differs, so re-running a load writes
+nothing.
 On Postgres the same statement returns what it inserted and updated (no second pass over
 the stage). The caller owns the transaction.
 """
