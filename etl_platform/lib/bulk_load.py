@@ -57,7 +57,7 @@ def _copy_into(connection: sa.Connection, table: sa.Table, frame: pd.DataFrame) 
     else:
         copy_format, payload = sql.SQL("BINARY"), _binary_payload(schema, chunks)
     statement = sql.SQL("COPY {} ({}) FROM STDIN (FORMAT {})").format(
-        sql.Identifier(table.name), sql.SQL(", ").join(sql.Identifier(c) for c in frame.columns), copy_format
+        sql.Identifier(*filter(None, (table.schema, table.name))), sql.SQL(", ").join(sql.Identifier(c) for c in frame.columns), copy_format
     )
     cursor = connection.connection.driver_connection.cursor()
     with cursor.copy(statement) as copy:

@@ -12,7 +12,7 @@ import pandas as pd
 import pytest
 import sqlalchemy as sa
 
-from etl_platform.lib import bulk_load
+from etl_platform.lib import bulk_load, upsert
 from etl_platform.lib.upsert import MergeError, merge
 from etl_platform.lib.warehouse import dispose_engines, engine_for
 from etl_platform_tests.conftest import PG_ADMIN_URL
@@ -82,12 +82,23 @@ def module_postgres_url() -> Iterator[str]:
     admin.dispose()
 
 
-@pytest.fixture
-def postgres(module_postgres_url) -> sa.Engine:
-    engine = engine_for(module_postgres_url)
+# The two Postgres paths of a merge: new keys copied straight in (batches from
+# `DIRECT_COPY_MIN_ROWS` rows on) or every row upserted (smaller batches).
+POSTGRES_PATHS = {"direct_copy": 0, "upsert_only": 10**9}
+
+
+def _postgres(url: str, path: str, monkeypatch) -> sa.Engine:
+    monkeypatch.setattr(upsert, "DIRECT_COPY_MIN_ROWS", POSTGRES_PATHS[path])
+    engine = engine_for(url)
     metadata.drop_all(engine)
     metadata.create_all(engine)
     return engine
+
+
+@pytest.fixture(params=list(POSTGRES_PATHS))
+def postgres(request, module_postgres_url, monkeypatch) -> sa.Engine:
+    """Each test using it runs once per Postgres path."""
+    return _postgres(module_postgres_url, request.param, monkeypatch)
 
 
 @pytest.fixture
@@ -97,10 +108,13 @@ def sqlite(sqlite_url) -> sa.Engine:
     return engine
 
 
-@pytest.fixture(params=["postgres", "sqlite"])
-def engine(request) -> sa.Engine:
-    """Each test using it runs once on Postgres (COPY staging) and once on SQLite (batched inserts)."""
-    return request.getfixturevalue(request.param)
+@pytest.fixture(params=[*(f"postgres-{path}" for path in POSTGRES_PATHS), "sqlite"])
+def engine(request, monkeypatch) -> sa.Engine:
+    """Each test using it runs on both Postgres paths (COPY staging) and on SQLite (batched inserts)."""
+    if request.param == "sqlite":
+        return request.getfixturevalue("sqlite")
+    path = request.param.removeprefix("postgres-")
+    return _postgres(request.getfixturevalue("module_postgres_url"), path, monkeypatch)
 
 
 def items(*rows: tuple) -> pd.DataFrame:
@@ -579,3 +593,40 @@ def test_a_merge_leaves_the_table_readable_while_it_is_open(postgres):
 
     assert seen == "v1"
     assert stored_items(postgres) == [("A", 1, "v2", V2)]
+
+
+def test_a_key_another_writer_commits_during_a_merge_is_merged_by_version(postgres):
+    other = postgres.connect()
+    pending = other.begin()
+    other.execute(item.insert(), {"item_id": "B", "item_key": 2, "name": "v3", "modified": V3.to_pydatetime()})
+    results = []
+
+    def merge_the_same_key_meanwhile() -> None:
+        results.append(run_merge(postgres, item, items(("A", 1, "v2", V2), ("B", 2, "v2", V2))))
+
+    merging = threading.Thread(target=merge_the_same_key_meanwhile)
+    merging.start()
+    merging.join(0.5)
+    assert merging.is_alive(), "the merge did not wait for the other writer's uncommitted key"
+    pending.commit()
+    other.close()
+    merging.join(timeout=30)
+
+    assert counts(results[0]) == (1, 0, 1)  # A new; B's stored v3 is newer than the merged v2
+    assert stored_items(postgres) == [("A", 1, "v2", V2), ("B", 2, "v3", V3)]
+
+
+def test_a_key_another_writer_commits_during_a_merge_takes_a_newer_version(postgres):
+    other = postgres.connect()
+    pending = other.begin()
+    other.execute(item.insert(), {"item_id": "B", "item_key": 2, "name": "v1", "modified": V1.to_pydatetime()})
+    results = []
+    merging = threading.Thread(target=lambda: results.append(run_merge(postgres, item, items(("B", 2, "v2", V2)))))
+    merging.start()
+    merging.join(0.5)
+    pending.commit()
+    other.close()
+    merging.join(timeout=30)
+
+    assert counts(results[0]) == (0, 1, 0)
+    assert stored_items(postgres) == [("B", 2, "v2", V2)]

