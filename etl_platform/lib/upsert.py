@@ -109,27 +109,10 @@ def merge(
     )
     if connection.dialect.name == "postgresql":
         # New rows are copied in directly, unless the children need link columns they lack.
-        direct = direct and set(returned) <= set(columns)
-        is_new = ~np.isin(order, stored_positions) if direct else np.zeros(len(order), dtype=bool)
-        appended = frame.take(order[is_new])
-        if not _append(connection, table, appended[columns]):
-            # Another writer committed one of the new keys meanwhile: upsert every row.
-            appended, is_new = appended.iloc[:0], np.zeros(len(order), dtype=bool)
-        rows = frame.take(order[~is_new])
-        if affected is not None:
-            load_rows(connection, affected, appended[returned])
-        stage = _stage(connection, table, rows, columns)
-        statement = _upsert_statement(connection, table, stage, columns, key)
-        inserted, written = _upsert_counting_inserts(connection, statement, affected, returned)
-        result.inserted, changed = len(appended) + inserted, len(appended) + written
+        is_new = ~np.isin(order, stored_positions) if direct and set(returned) <= set(columns) else None
+        result.inserted, changed = _merge_postgres(connection, table, frame, order, is_new, key, affected)
     else:
-        stage = _stage(connection, table, frame.take(order), columns)
-        statement = _upsert_statement(connection, table, stage, columns, key)
-        existing = connection.execute(
-            sa.select(sa.func.count()).select_from(stage.join(table, _key_match(stage, table, key)))
-        ).scalar_one()
-        changed = _upsert_collecting(connection, statement, affected, returned)
-        result.inserted = len(order) - existing
+        result.inserted, changed = _merge_portable(connection, table, _take(frame, order), key, affected)
     if affected is not None:
         for child, child_frame in children.items():
             # With no parent inserted or changed there is nothing to replace (a re-run).
@@ -137,11 +120,50 @@ def merge(
                 _replace_children(connection, child, child_frame, affected, links[child]) if changed else 0
             )
         affected.drop(connection)
-    stage.drop(connection)
 
     result.updated = changed - result.inserted
     result.unchanged = result.staged - changed
     return result
+
+
+def _merge_postgres(
+    connection: sa.Connection,
+    table: sa.Table,
+    frame: pd.DataFrame,
+    order: np.ndarray,
+    is_new: np.ndarray | None,
+    key: list[str],
+    affected: sa.Table | None,
+) -> tuple[int, int]:
+    """Copy in the rows marked new, upsert the others; return (inserted, inserted or updated)."""
+    is_new = np.zeros(len(order), dtype=bool) if is_new is None else is_new
+    appended = _take(frame, order[is_new])
+    if not _append(connection, table, appended):
+        # Another writer committed one of the new keys meanwhile: upsert every row.
+        appended, is_new = appended.iloc[:0], np.zeros(len(order), dtype=bool)
+    returned = [c.name for c in affected.columns] if affected is not None else []
+    if affected is not None:
+        load_rows(connection, affected, appended[returned])
+    stage = _stage(connection, table, _take(frame, order[~is_new]))
+    statement = _upsert_statement(connection, table, stage, list(frame.columns), key)
+    inserted, written = _upsert_counting_inserts(connection, statement, affected, returned)
+    stage.drop(connection)
+    return len(appended) + inserted, len(appended) + written
+
+
+def _merge_portable(
+    connection: sa.Connection, table: sa.Table, rows: pd.DataFrame, key: list[str], affected: sa.Table | None
+) -> tuple[int, int]:
+    """Stage every row and upsert; return (inserted, inserted or updated)."""
+    stage = _stage(connection, table, rows)
+    statement = _upsert_statement(connection, table, stage, list(rows.columns), key)
+    existing = connection.execute(
+        sa.select(sa.func.count()).select_from(stage.join(table, _key_match(stage, table, key)))
+    ).scalar_one()
+    returned = [c.name for c in affected.columns] if affected is not None else []
+    changed = _upsert_collecting(connection, statement, affected, returned)
+    stage.drop(connection)
+    return len(rows) - existing, changed
 
 
 def _columns_of(table: sa.Table, frame: pd.DataFrame) -> list[str]:
@@ -172,6 +194,14 @@ def _merge_order(frame: pd.DataFrame, key: list[str], version: str | None) -> tu
     return order[kept[order]], int(len(frame) - kept.sum())
 
 
+def _take(frame: pd.DataFrame, positions: np.ndarray) -> pd.DataFrame:
+    """The rows at `positions`; the frame itself when that is all of it, in order (a batch
+    often arrives sorted already: no copy of a day's rows)."""
+    if len(positions) == len(frame) and (positions == np.arange(len(frame))).all():
+        return frame
+    return frame.take(positions)
+
+
 def _key_match(left: sa.Table, right: sa.Table, key: Sequence[str]) -> sa.ColumnElement[bool]:
     return sa.and_(*(left.c[k] == right.c[k] for k in key))
 
@@ -187,9 +217,10 @@ def _temp_table(connection: sa.Connection, name: str, columns: Sequence[sa.Colum
     return temp
 
 
-def _stage(connection: sa.Connection, table: sa.Table, frame: pd.DataFrame, columns: list[str]) -> sa.Table:
-    stage = _temp_table(connection, f"_stage_{table.name}", [table.c[c] for c in columns])
-    load_rows(connection, stage, frame[columns])
+def _stage(connection: sa.Connection, table: sa.Table, rows: pd.DataFrame) -> sa.Table:
+    # The frame's columns are the table's (`_columns_of`), in any order: COPY names them.
+    stage = _temp_table(connection, f"_stage_{table.name}", [table.c[c] for c in rows.columns])
+    load_rows(connection, stage, rows)
     return stage
 
 
@@ -311,7 +342,7 @@ def _replace_children(
     parents = sa.select(*(affected.c[c] for c in parent_key))
     connection.execute(sa.delete(child).where(child_cols.in_(parents)))
     stage = _temp_table(connection, f"_stage_{child.name}", [child.c[c] for c in columns])
-    load_rows(connection, stage, frame[columns])
+    load_rows(connection, stage, frame)  # COPY names the columns: no reordered copy of the rows
     staged_cols = sa.tuple_(*(stage.c[c] for c in parent_key))
     source = sa.select(*(stage.c[c] for c in columns)).where(staged_cols.in_(parents))
     inserted = _rowcount(connection, sa.insert(child).from_select(columns, source))
