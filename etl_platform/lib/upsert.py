@@ -231,7 +231,8 @@ def _append(connection: sa.Connection, table: sa.Table, rows: pd.DataFrame) -> b
     `ON CONFLICT`'s speculative insertion: for 100k new CVE rows the merge is ~10% faster than
     sending them through the upsert (benchmarks/README.md). Should another writer commit one
     of these keys meanwhile, the copy fails on the unique key inside a savepoint and False is
-    returned: the caller then upserts every row, which compares versions as usual.
+    returned: the caller then upserts every row, which compares versions as usual. (Rows
+    copied in the savepoint carry its subtransaction's id as `xmin`, not the transaction's.)
     """
     from psycopg.errors import UniqueViolation
 
