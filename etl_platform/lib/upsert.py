@@ -33,7 +33,8 @@ from etl_platform.lib.schema_evolution import evolve
 
 # From this many rows on, new keys are copied in directly (see `_append`); the key lookup it
 # takes does not pay for itself in smaller batches. Measured on CVE rows: 1.4x faster for 200k
-# or 50k all-new rows, 1.09x for 200k half new, even for 50k half new (benchmarks/README.md).
+# or 50k all-new rows, 1.04-1.09x for 200k half new, level for 50k half new, slower below
+# 20k rows (benchmarks/README.md).
 DIRECT_COPY_MIN_ROWS = 50_000
 
 
@@ -228,8 +229,8 @@ def _append(connection: sa.Connection, table: sa.Table, rows: pd.DataFrame) -> b
     """Postgres: `COPY` rows whose keys the table did not hold straight into it.
 
     A plain `COPY` writes new rows in batches, through a small ring of buffers and without
-    `ON CONFLICT`'s speculative insertion: for 100k new CVE rows the merge is ~10% faster than
-    sending them through the upsert (benchmarks/README.md). Should another writer commit one
+    `ON CONFLICT`'s speculative insertion, ~2 us a row less (benchmarks/README.md: a 200k-row
+    CVE batch merges 1.46x faster all new, 1.05x half new). Should another writer commit one
     of these keys meanwhile, the copy fails on the unique key inside a savepoint and False is
     returned: the caller then upserts every row, which compares versions as usual. (Rows
     copied in the savepoint carry its subtransaction's id as `xmin`, not the transaction's.)
