@@ -45,6 +45,7 @@ def _records(frame: pd.DataFrame) -> list[dict]:
 
 
 def _copy_into(connection: sa.Connection, table: sa.Table, frame: pd.DataFrame) -> None:
+    import psycopg
     from psycopg import sql
 
     chunks = _arrow_chunks(frame)
@@ -57,13 +58,18 @@ def _copy_into(connection: sa.Connection, table: sa.Table, frame: pd.DataFrame) 
     else:
         copy_format, payload = sql.SQL("BINARY"), _binary_payload(schema, chunks)
     statement = sql.SQL("COPY {} ({}) FROM STDIN (FORMAT {})").format(
-        sql.Identifier(*filter(None, (table.schema, table.name))), sql.SQL(", ").join(sql.Identifier(c) for c in frame.columns), copy_format
+        sql.Identifier(*filter(None, (table.schema, table.name))),
+        sql.SQL(", ").join(sql.Identifier(c) for c in frame.columns),
+        copy_format,
     )
-    cursor = connection.connection.driver_connection.cursor()
-    with cursor.copy(statement) as copy:
-        for block in payload:
-            copy.write(block)
-    cursor.close()
+    driver = connection.connection.driver_connection
+    try:
+        with driver.cursor() as cursor, cursor.copy(statement) as copy:
+            for block in payload:
+                copy.write(block)
+    except psycopg.Error as error:
+        # As SQLAlchemy raises the errors of the statements it runs (IntegrityError, ...).
+        raise sa.exc.DBAPIError.instance(statement.as_string(driver), None, error, psycopg.Error) from error
 
 
 def _arrow_chunks(frame: pd.DataFrame) -> Iterator[pa.Table]:

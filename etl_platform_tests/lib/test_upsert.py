@@ -62,6 +62,15 @@ daily = sa.Table(
     sa.Column("note", sa.Text),
 )
 
+daily_mark = sa.Table(  # a child linked on both columns of its parent's key
+    "daily_mark",
+    metadata,
+    sa.Column("day", sa.Text, nullable=False),
+    sa.Column("code", sa.Integer, nullable=False),
+    sa.Column("mark", sa.Text, nullable=False),
+    info={"parent": "daily", "parent_key": ("day", "code")},
+)
+
 V1 = pd.Timestamp("2024-01-01T10:00:00Z")
 V2 = pd.Timestamp("2024-02-01T10:00:00Z")
 V3 = pd.Timestamp("2024-03-01T10:00:00Z")
@@ -489,6 +498,21 @@ def test_a_composite_key_merges_on_all_its_columns(engine):
     with engine.connect() as connection:
         rows = connection.execute(sa.select(daily).order_by(daily.c.day, daily.c.code)).all()
     assert [tuple(r) for r in rows] == [("d1", 1, "a"), ("d1", 2, "B"), ("d2", 1, "c"), ("d2", 2, "n")]
+
+
+def test_children_linked_on_a_composite_key_follow_their_own_parent(engine):
+    parents = pd.DataFrame({"day": ["d1", "d1"], "code": [1, 2], "note": ["a", "b"]})
+    marks = pd.DataFrame({"day": ["d1", "d1"], "code": [1, 2], "mark": ["x", "y"]})
+    run_merge(engine, daily, parents, {daily_mark: marks})
+
+    changed = pd.DataFrame({"day": ["d1", "d1"], "code": [1, 2], "note": ["a", "B"]})
+    new_marks = pd.DataFrame({"day": ["d1", "d1", "d2"], "code": [1, 2, 1], "mark": ["x2", "y2", "z"]})
+    result = run_merge(engine, daily, changed, {daily_mark: new_marks})
+
+    assert result.children == {"daily_mark": 1}  # only (d1, 2) changed; (d2, 1) is no parent
+    with engine.connect() as connection:
+        rows = connection.execute(sa.select(daily_mark).order_by(daily_mark.c.code)).all()
+    assert [tuple(r) for r in rows] == [("d1", 1, "x"), ("d1", 2, "y2")]
 
 
 # --------------------------------------------------------------------------- zones on SQLite, link columns
