@@ -92,8 +92,9 @@ def merge(
     key = [c.name for c in table.primary_key.columns]
     if not key:
         raise MergeError(f"table {table.name} has no primary key to merge on")
+    postgres = connection.dialect.name == "postgresql"
     # Postgres, a batch large enough: copy the new keys in directly (see `_append`).
-    direct = connection.dialect.name == "postgresql" and len(frame) >= DIRECT_COPY_MIN_ROWS
+    direct = postgres and len(frame) >= DIRECT_COPY_MIN_ROWS
     with ThreadPoolExecutor(max_workers=1) as worker:
         # The server looks up which keys it holds while this thread puts the rows in order.
         stored = worker.submit(_stored_positions, connection, table, frame, key) if direct else None
@@ -108,15 +109,19 @@ def merge(
     affected = (
         _temp_table(connection, f"_affected_{table.name}", [table.c[c] for c in returned]) if returned else None
     )
-    if connection.dialect.name == "postgresql":
+    if postgres:
         # New rows are copied in directly, unless the children need link columns they lack.
-        is_new = ~np.isin(order, stored_positions) if direct and set(returned) <= set(columns) else None
-        result.inserted, changed = _merge_postgres(connection, table, frame, order, is_new, key, affected)
+        is_new = (
+            ~np.isin(order, stored_positions)
+            if direct and set(returned) <= set(columns)
+            else np.zeros(len(order), dtype=bool)
+        )
+        result.inserted, changed = _merge_postgres(connection, table, frame, order, is_new, key, affected, returned)
     else:
-        result.inserted, changed = _merge_portable(connection, table, _take(frame, order), key, affected)
+        result.inserted, changed = _merge_portable(connection, table, _take(frame, order), key, affected, returned)
     if affected is not None:
         # Postgres copies the children of written parents straight in; SQLite stages them.
-        written = _written_parents(connection, affected) if connection.dialect.name == "postgresql" else None
+        written = _written_parents(connection, affected) if postgres else None
         for child, child_frame in children.items():
             # With no parent inserted or changed there is nothing to replace (a re-run).
             result.children[child.name] = (
@@ -134,17 +139,16 @@ def _merge_postgres(
     table: sa.Table,
     frame: pd.DataFrame,
     order: np.ndarray,
-    is_new: np.ndarray | None,
+    is_new: np.ndarray,
     key: list[str],
     affected: sa.Table | None,
+    returned: list[str],
 ) -> tuple[int, int]:
     """Copy in the rows marked new, upsert the others; return (inserted, inserted or updated)."""
-    is_new = np.zeros(len(order), dtype=bool) if is_new is None else is_new
     appended = _take(frame, order[is_new])
     if not _append(connection, table, appended):
         # Another writer committed one of the new keys meanwhile: upsert every row.
         appended, is_new = appended.iloc[:0], np.zeros(len(order), dtype=bool)
-    returned = [c.name for c in affected.columns] if affected is not None else []
     if affected is not None:
         load_rows(connection, affected, appended[returned])
     stage = _stage(connection, table, _take(frame, order[~is_new]))
@@ -155,7 +159,12 @@ def _merge_postgres(
 
 
 def _merge_portable(
-    connection: sa.Connection, table: sa.Table, rows: pd.DataFrame, key: list[str], affected: sa.Table | None
+    connection: sa.Connection,
+    table: sa.Table,
+    rows: pd.DataFrame,
+    key: list[str],
+    affected: sa.Table | None,
+    returned: list[str],
 ) -> tuple[int, int]:
     """Stage every row and upsert; return (inserted, inserted or updated)."""
     stage = _stage(connection, table, rows)
@@ -163,7 +172,6 @@ def _merge_portable(
     existing = connection.execute(
         sa.select(sa.func.count()).select_from(stage.join(table, _key_match(stage, table, key)))
     ).scalar_one()
-    returned = [c.name for c in affected.columns] if affected is not None else []
     changed = _upsert_collecting(connection, statement, affected, returned)
     stage.drop(connection)
     return len(rows) - existing, changed
