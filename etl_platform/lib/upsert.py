@@ -21,6 +21,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import nullcontext
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -28,6 +29,7 @@ import pandas as pd
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 
+from etl_platform.lib import index_rebuild
 from etl_platform.lib.bulk_load import load_rows
 from etl_platform.lib.schema_evolution import evolve
 
@@ -93,29 +95,28 @@ def merge(
     if not key:
         raise MergeError(f"table {table.name} has no primary key to merge on")
     postgres = connection.dialect.name == "postgresql"
-    # Postgres, a batch large enough: copy the new keys in directly (see `_append`).
-    direct = postgres and len(frame) >= DIRECT_COPY_MIN_ROWS
+    links = {child: _parent_key(child, table) for child in children}
+    returned = sorted({column for key_columns in links.values() for column in key_columns})
+    # Postgres, a batch large enough: copy the new keys in directly (see `_append`), unless the
+    # children need link columns the rows lack; and drop and rebuild the indexes around the
+    # load when it writes much of the table (`etl_platform.lib.index_rebuild`).
+    direct = postgres and len(frame) >= DIRECT_COPY_MIN_ROWS and set(returned) <= set(columns)
+    rebuild = index_rebuild.locked_for_bulk_load(connection, table, len(frame)) if direct else None
     with ThreadPoolExecutor(max_workers=1) as worker:
         # The server looks up which keys it holds while this thread puts the rows in order.
         stored = worker.submit(_stored_positions, connection, table, frame, key) if direct else None
         order, dropped = _merge_order(frame, key, table.info.get("version_column"))
-        stored_positions = stored.result() if stored else None
+        is_new = ~np.isin(order, stored.result()) if stored else np.zeros(len(order), dtype=bool)
     result = MergeResult(table=table.name, staged=len(order), duplicates_dropped=dropped)
     if evolution is not None:
         result.added_columns, result.widened_columns = evolution.added, evolution.widened
 
-    links = {child: _parent_key(child, table) for child in children}
-    returned = sorted({column for key_columns in links.values() for column in key_columns})
     affected = (
         _temp_table(connection, f"_affected_{table.name}", [table.c[c] for c in returned]) if returned else None
     )
-    if postgres:
-        # New rows are copied in directly, unless the children need link columns they lack.
-        is_new = (
-            ~np.isin(order, stored_positions)
-            if direct and set(returned) <= set(columns)
-            else np.zeros(len(order), dtype=bool)
-        )
+    if rebuild is not None:
+        result.inserted, changed = _merge_rebuilding(connection, table, frame, order, is_new, key, affected, returned, rebuild)
+    elif postgres:
         result.inserted, changed = _merge_postgres(connection, table, frame, order, is_new, key, affected, returned)
     else:
         result.inserted, changed = _merge_portable(connection, table, _take(frame, order), key, affected, returned)
@@ -153,9 +154,45 @@ def _merge_postgres(
         load_rows(connection, affected, appended[returned])
     stage = _stage(connection, table, _take(frame, order[~is_new]))
     statement = _upsert_statement(connection, table, stage, list(frame.columns), key)
-    inserted, written = _upsert_counting_inserts(connection, statement, affected, returned)
+    # A row an `ON CONFLICT` inserted has `xmax = 0`; one it updated carries the row lock's xid.
+    inserted = sa.literal_column(f"{_quoted(connection, table)}.xmax = 0")
+    inserted, written = _run_counting(connection, statement, inserted, affected, returned)
     stage.drop(connection)
     return len(appended) + inserted, len(appended) + written
+
+
+def _merge_rebuilding(
+    connection: sa.Connection,
+    table: sa.Table,
+    frame: pd.DataFrame,
+    order: np.ndarray,
+    is_new: np.ndarray,
+    key: list[str],
+    affected: sa.Table | None,
+    returned: list[str],
+    indexes: index_rebuild.TableIndexes,
+) -> tuple[int, int]:
+    """The table locked, its indexes dropped: update the stored rows from a stage, copy the new
+    ones in, build the indexes; return (inserted, inserted or updated).
+
+    Nobody else can write while the lock is held, so the keys looked up as new are new: no
+    unique index is needed to catch a key committed meanwhile. The update runs first, while
+    the table holds fewer rows for its join to read.
+    """
+    updated = 0
+    with index_rebuild.indexes_dropped(connection, indexes):
+        stored = _take(frame, order[~is_new])
+        if not stored.empty:
+            stage = _stage(connection, table, stored)
+            statement = _update_statement(table, stage, list(frame.columns), key)
+            if statement is not None:
+                _, updated = _run_counting(connection, statement, sa.false(), affected, returned)
+            stage.drop(connection)
+        appended = _take(frame, order[is_new])
+        load_rows(connection, table, appended)
+        if affected is not None:
+            load_rows(connection, affected, appended[returned])
+    return len(appended), len(appended) + updated
 
 
 def _merge_portable(
@@ -283,36 +320,48 @@ def _upsert_statement(
     if not values:
         return statement.on_conflict_do_nothing(index_elements=key)
     excluded = statement.excluded
-    changed = sa.tuple_(*(table.c[c] for c in values)).is_distinct_from(
-        sa.tuple_(*(excluded[c] for c in values))
-    )
-    version = table.info.get("version_column")
-    condition = sa.and_(table.c[version] <= excluded[version], changed) if version else changed
     return statement.on_conflict_do_update(
-        index_elements=key, set_={c: excluded[c] for c in values}, where=condition
+        index_elements=key, set_={c: excluded[c] for c in values}, where=_newer_and_different(table, excluded, values)
     )
 
 
-def _upsert_counting_inserts(
-    connection: sa.Connection, statement, affected: sa.Table | None, returned: list[str]
-) -> tuple[int, int]:
-    """Postgres: run the upsert; return (inserted, inserted or updated) from one statement.
+def _update_statement(table: sa.Table, stage: sa.Table, columns: list[str], key: list[str]) -> sa.Update | None:
+    """`UPDATE ... FROM stage` of the stored rows it changes (None: no column but the key)."""
+    values = [c for c in columns if c not in key]
+    if not values:
+        return None
+    return (
+        sa.update(table)
+        .values({c: stage.c[c] for c in values})
+        .where(_key_match(stage, table, key), _newer_and_different(table, stage.c, values))
+    )
 
-    A row an `ON CONFLICT` inserted has `xmax = 0`; one it updated carries the row lock's
-    transaction id. Counting that in the RETURNING list replaces a separate join of the stage
-    against the table. The link columns of every written row go to `affected` in the same
-    statement.
+
+def _newer_and_different(table: sa.Table, incoming, values: list[str]) -> sa.ColumnElement[bool]:
+    """The stored row is to be replaced: the incoming one is not older, and differs."""
+    changed = sa.tuple_(*(table.c[c] for c in values)).is_distinct_from(sa.tuple_(*(incoming[c] for c in values)))
+    version = table.info.get("version_column")
+    return sa.and_(table.c[version] <= incoming[version], changed) if version else changed
+
+
+def _run_counting(
+    connection: sa.Connection,
+    statement,
+    counted: sa.ColumnElement[bool],
+    affected: sa.Table | None,
+    returned: list[str],
+) -> tuple[int, int]:
+    """Postgres: run a writing statement; return (rows written for which `counted` holds, rows
+    written), and keep the link columns of every row written in `affected`, all in one
+    statement (no second pass over the stage).
     """
-    inserted = sa.literal_column(f"{_quoted(connection, statement.table)}.xmax = 0").label("_inserted")
-    written = statement.returning(*(statement.table.c[c] for c in returned), inserted).cte("written")
-    counts = sa.select(
-        sa.func.count().filter(written.c._inserted), sa.func.count()
-    ).select_from(written)
+    written = statement.returning(*(statement.table.c[c] for c in returned), counted.label("_counted")).cte("written")
+    counts = sa.select(sa.func.count().filter(written.c._counted), sa.func.count()).select_from(written)
     if affected is not None:
         keep = sa.insert(affected).from_select(returned, sa.select(*(written.c[c] for c in returned)))
         counts = counts.add_cte(keep.cte("kept"))
-    inserted_rows, written_rows = connection.execute(counts).one()
-    return inserted_rows, written_rows
+    counted_rows, written_rows = connection.execute(counts).one()
+    return counted_rows, written_rows
 
 
 def _quoted(connection: sa.Connection, table: sa.Table) -> str:
@@ -361,11 +410,14 @@ def _replace_children(
     columns = _columns_of_child(child, frame)
     child_cols = sa.tuple_(*(child.c[c] for c in parent_key))
     parents = sa.select(*(affected.c[c] for c in parent_key))
-    connection.execute(sa.delete(child).where(child_cols.in_(parents)))
     if written is not None:
         rows = _children_of(frame, written, parent_key)
-        load_rows(connection, child, rows)
+        indexes = index_rebuild.locked_for_bulk_load(connection, child, len(rows))
+        with index_rebuild.indexes_dropped(connection, indexes) if indexes else nullcontext():
+            connection.execute(sa.delete(child).where(child_cols.in_(parents)))
+            load_rows(connection, child, rows)
         return len(rows)
+    connection.execute(sa.delete(child).where(child_cols.in_(parents)))
     stage = _temp_table(connection, f"_stage_{child.name}", [child.c[c] for c in columns])
     load_rows(connection, stage, frame)  # COPY names the columns: no reordered copy of the rows
     staged_cols = sa.tuple_(*(stage.c[c] for c in parent_key))

@@ -12,7 +12,7 @@ import pandas as pd
 import pytest
 import sqlalchemy as sa
 
-from etl_platform.lib import bulk_load, upsert
+from etl_platform.lib import bulk_load, index_rebuild, upsert
 from etl_platform.lib.upsert import MergeError, merge
 from etl_platform.lib.warehouse import dispose_engines, engine_for
 from etl_platform_tests.conftest import PG_ADMIN_URL
@@ -33,7 +33,7 @@ item = sa.Table(
 item_tag = sa.Table(  # a child, linked the way etl_platform/defs/cve/tables.py links its children
     "item_tag",
     metadata,
-    sa.Column("item_key", sa.BigInteger, nullable=False),
+    sa.Column("item_key", sa.BigInteger, nullable=False, index=True),
     sa.Column("tag", sa.Text, nullable=False),
     info={"parent": "item", "parent_key": ("item_key",)},
 )
@@ -91,13 +91,19 @@ def module_postgres_url() -> Iterator[str]:
     admin.dispose()
 
 
-# The two Postgres paths of a merge: new keys copied straight in (batches from
-# `DIRECT_COPY_MIN_ROWS` rows on) or every row upserted (smaller batches).
-POSTGRES_PATHS = {"direct_copy": 0, "upsert_only": 10**9}
+# The three Postgres paths of a merge: new keys copied straight in (batches from
+# `DIRECT_COPY_MIN_ROWS` rows on), every row upserted (smaller batches), and the indexes dropped
+# and built again around the load (a batch large against its table: `index_rebuild`).
+POSTGRES_PATHS = {
+    "direct_copy": {"DIRECT_COPY_MIN_ROWS": 0, "REBUILD_MIN_ROWS": 10**9},
+    "upsert_only": {"DIRECT_COPY_MIN_ROWS": 10**9, "REBUILD_MIN_ROWS": 10**9},
+    "rebuild": {"DIRECT_COPY_MIN_ROWS": 0, "REBUILD_MIN_ROWS": 0, "REBUILD_MIN_SHARE": 0},
+}
 
 
 def _postgres(url: str, path: str, monkeypatch) -> sa.Engine:
-    monkeypatch.setattr(upsert, "DIRECT_COPY_MIN_ROWS", POSTGRES_PATHS[path])
+    for name, value in POSTGRES_PATHS[path].items():
+        monkeypatch.setattr(index_rebuild if name.startswith("REBUILD") else upsert, name, value)
     engine = engine_for(url)
     metadata.drop_all(engine)
     metadata.create_all(engine)
@@ -110,6 +116,18 @@ def postgres(request, module_postgres_url, monkeypatch) -> sa.Engine:
     return _postgres(module_postgres_url, request.param, monkeypatch)
 
 
+@pytest.fixture(params=["direct_copy", "upsert_only"])
+def incremental_postgres(request, module_postgres_url, monkeypatch) -> sa.Engine:
+    """The Postgres paths that keep the table's indexes (and let readers in) while merging."""
+    return _postgres(module_postgres_url, request.param, monkeypatch)
+
+
+@pytest.fixture
+def rebuilding_postgres(module_postgres_url, monkeypatch) -> sa.Engine:
+    """Postgres, every merge dropping and building again the indexes of the tables it loads."""
+    return _postgres(module_postgres_url, "rebuild", monkeypatch)
+
+
 @pytest.fixture
 def sqlite(sqlite_url) -> sa.Engine:
     engine = engine_for(sqlite_url)
@@ -119,7 +137,7 @@ def sqlite(sqlite_url) -> sa.Engine:
 
 @pytest.fixture(params=[*(f"postgres-{path}" for path in POSTGRES_PATHS), "sqlite"])
 def engine(request, monkeypatch) -> sa.Engine:
-    """Each test using it runs on both Postgres paths (COPY staging) and on SQLite (batched inserts)."""
+    """Each test using it runs on every Postgres path and on SQLite (batched inserts)."""
     if request.param == "sqlite":
         return request.getfixturevalue("sqlite")
     path = request.param.removeprefix("postgres-")
@@ -607,16 +625,17 @@ def test_a_newer_version_merged_while_an_older_merge_is_open_wins(postgres):
     assert stored_items(postgres) == [("A", 1, "v3", V3)]
 
 
-def test_a_merge_leaves_the_table_readable_while_it_is_open(postgres):
-    run_merge(postgres, item, items(("A", 1, "v1", V1)))
+def test_a_merge_leaves_the_table_readable_while_it_is_open(incremental_postgres):
+    engine = incremental_postgres
+    run_merge(engine, item, items(("A", 1, "v1", V1)))
 
-    with postgres.begin() as connection:
+    with engine.begin() as connection:
         merge(connection, item, items(("A", 1, "v2", V2)))
-        with postgres.connect() as reader:
+        with engine.connect() as reader:
             seen = reader.execute(sa.select(item.c.name)).scalar_one()
 
     assert seen == "v1"
-    assert stored_items(postgres) == [("A", 1, "v2", V2)]
+    assert stored_items(engine) == [("A", 1, "v2", V2)]
 
 
 def test_a_key_another_writer_commits_during_a_merge_is_merged_by_version(postgres):
@@ -654,3 +673,139 @@ def test_a_key_another_writer_commits_during_a_merge_takes_a_newer_version(postg
 
     assert counts(results[0]) == (0, 1, 0)
     assert stored_items(postgres) == [("B", 2, "v2", V2)]
+
+
+# --------------------------------------------------------------------------- bulk loads: indexes built again
+
+
+def index_definitions(engine: sa.Engine, table: str) -> dict[str, tuple[int, str]]:
+    """Each index of the table: name -> (oid, definition). A rebuilt index has a new oid."""
+    query = sa.text(
+        "SELECT c.relname, c.oid, pg_get_indexdef(c.oid) FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid "
+        "WHERE i.indrelid = CAST(:table AS regclass)"
+    )
+    with engine.connect() as connection:
+        return {name: (oid, definition) for name, oid, definition in connection.execute(query, {"table": table})}
+
+
+def constraint_definitions(engine: sa.Engine, table: str) -> set[tuple[str, str]]:
+    query = sa.text(
+        "SELECT conname, pg_get_constraintdef(oid) FROM pg_constraint WHERE conrelid = CAST(:table AS regclass)"
+    )
+    with engine.connect() as connection:
+        return set(connection.execute(query, {"table": table}).all())
+
+
+def definitions_only(indexes: dict[str, tuple[int, str]]) -> dict[str, str]:
+    return {name: definition for name, (_, definition) in indexes.items()}
+
+
+def test_a_bulk_merge_builds_every_index_and_key_constraint_again(rebuilding_postgres):
+    engine = rebuilding_postgres
+    with engine.begin() as connection:  # one a user added: rebuilt as it was, partial as it was
+        connection.execute(sa.text("CREATE INDEX ix_item_named ON item (name) WHERE name IS NOT NULL"))
+    before = {name: index_definitions(engine, name) for name in ("item", "item_tag")}
+    constraints = constraint_definitions(engine, "item")
+
+    run_merge(engine, item, items(("A", 1, "alpha", V1), ("B", 2, "beta", V1)), {item_tag: tags((1, "x"))})
+
+    for name, indexes in before.items():
+        after = index_definitions(engine, name)
+        assert definitions_only(after) == definitions_only(indexes)
+        assert all(after[index][0] != oid for index, (oid, _) in indexes.items()), f"{name}: not rebuilt"
+    assert constraint_definitions(engine, "item") == constraints
+    with pytest.raises(sa.exc.IntegrityError), engine.begin() as connection:
+        connection.execute(item.insert(), {"item_id": "C", "item_key": 1, "modified": V1.to_pydatetime()})
+
+
+def test_the_cve_tables_keep_their_contract_indexes_through_a_bulk_merge(rebuilding_postgres):
+    from etl_platform.defs.cve import tables as cve_tables
+
+    cve_tables.metadata.create_all(rebuilding_postgres)
+    names = ("cve", "cve_reference")
+    before = {name: definitions_only(index_definitions(rebuilding_postgres, name)) for name in names}
+    cves = pd.DataFrame(
+        {"cve_id": ["CVE-2024-0001"], "cve_key": pd.array([2024 * 10**10 + 1], dtype="Int64"), "last_modified": [V1]}
+    )
+    references = pd.DataFrame({"cve_key": pd.array([2024 * 10**10 + 1], dtype="Int64"), "url": ["https://example.org"]})
+
+    with rebuilding_postgres.begin() as connection:
+        result = merge(connection, cve_tables.cve, cves, {cve_tables.cve_reference: references})
+
+    assert (result.inserted, result.children) == (1, {"cve_reference": 1})
+    assert {name: definitions_only(index_definitions(rebuilding_postgres, name)) for name in names} == before
+    cve_tables.metadata.drop_all(rebuilding_postgres)
+
+
+def test_readers_wait_for_a_bulk_merge_and_then_see_all_of_it(rebuilding_postgres):
+    engine = rebuilding_postgres
+    run_merge(engine, item, items(("A", 1, "v1", V1)))
+    seen: list[list[str]] = []
+
+    def read() -> None:
+        with engine.connect() as reader:
+            seen.append(list(reader.execute(sa.select(item.c.name).order_by(item.c.item_id)).scalars()))
+
+    with engine.begin() as connection:
+        merge(connection, item, items(("A", 1, "v2", V2), ("B", 2, "v1", V1)))
+        reader = threading.Thread(target=read)
+        reader.start()
+        reader.join(0.5)
+        assert reader.is_alive(), "a reader went ahead of a merge that had dropped the indexes"
+    reader.join(timeout=30)
+
+    assert seen == [["v2", "v1"]]
+
+
+def test_a_bulk_merge_that_cannot_lock_its_table_soon_takes_the_ordinary_path(rebuilding_postgres, monkeypatch):
+    engine = rebuilding_postgres
+    monkeypatch.setattr(index_rebuild, "LOCK_TIMEOUT", "200ms")
+    run_merge(engine, item, items(("A", 1, "v1", V1)))
+    before = index_definitions(engine, "item")
+
+    with engine.connect() as reader, reader.begin():
+        reader.execute(sa.select(item.c.name)).all()  # a long reader: its lock lasts to its transaction's end
+        with engine.begin() as connection:
+            result = merge(connection, item, items(("A", 1, "v2", V2)))
+            lock_timeout = connection.execute(sa.text("SHOW lock_timeout")).scalar_one()
+
+    assert counts(result) == (0, 1, 0)
+    assert stored_items(engine) == [("A", 1, "v2", V2)]
+    assert index_definitions(engine, "item") == before  # the same indexes: not rebuilt
+    assert lock_timeout == "0"  # the caller's setting, back for the rest of its transaction
+
+
+def test_an_error_inside_a_bulk_merge_leaves_the_table_with_its_indexes(rebuilding_postgres, monkeypatch):
+    engine = rebuilding_postgres
+    run_merge(engine, item, items(("A", 1, "v1", V1)))
+    before = index_definitions(engine, "item")
+    load_rows = upsert.load_rows
+
+    def failing_load(connection, table, frame):
+        if table.name == "item":
+            raise RuntimeError("the load broke off")
+        load_rows(connection, table, frame)
+
+    monkeypatch.setattr(upsert, "load_rows", failing_load)
+    with engine.begin() as connection:  # a caller that goes on after the error and commits
+        with pytest.raises(RuntimeError, match="broke off"):
+            merge(connection, item, items(("A", 1, "v2", V2), ("B", 2, "v1", V1)))
+
+    assert stored_items(engine) == [("A", 1, "v1", V1)]
+    assert index_definitions(engine, "item") == before
+
+
+def test_only_a_batch_large_against_its_table_rebuilds_the_indexes(rebuilding_postgres, monkeypatch):
+    engine = rebuilding_postgres
+    monkeypatch.setattr(index_rebuild, "REBUILD_MIN_SHARE", 0.5)
+    run_merge(engine, item, items(*((f"K{i}", i, "v1", V1) for i in range(10))))
+    before = index_definitions(engine, "item")
+
+    run_merge(engine, item, items(("K1", 1, "v2", V2), ("K2", 2, "v2", V2)))  # 2 rows against 10
+    kept = index_definitions(engine, "item")
+    run_merge(engine, item, items(*((f"K{i}", i, "v3", V3) for i in range(6))))  # 6 against 10
+    rebuilt = index_definitions(engine, "item")
+
+    assert kept == before
+    assert all(rebuilt[name][0] != oid for name, (oid, _) in before.items())
+    assert definitions_only(rebuilt) == definitions_only(before)
