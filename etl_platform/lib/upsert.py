@@ -13,6 +13,9 @@ hold yet are copied straight into it (binary `COPY`, `etl_platform.lib.bulk_load
 are staged into a temporary table and merged with `INSERT ... SELECT ... ON CONFLICT DO
 UPDATE`, which updates only rows whose content differs, so re-running a load writes nothing.
 The same statement returns what it inserted and updated (no second pass over the stage).
+A batch that writes much of its table (a first load, a backfill) instead locks the table,
+drops its indexes, updates the stored rows with `UPDATE ... FROM` the stage, copies the new
+ones in and builds the indexes again (`etl_platform.lib.index_rebuild`); children likewise.
 SQLite stages every row (batched inserts) and runs the same upsert. The caller owns the
 transaction.
 """
@@ -186,7 +189,8 @@ def _merge_rebuilding(
             stage = _stage(connection, table, stored)
             statement = _update_statement(table, stage, list(frame.columns), key)
             if statement is not None:
-                _, updated = _run_counting(connection, statement, sa.false(), affected, returned)
+                with index_rebuild.transaction_setting(connection, "work_mem", index_rebuild.UPDATE_WORK_MEM):
+                    _, updated = _run_counting(connection, statement, sa.false(), affected, returned)
             stage.drop(connection)
         appended = _take(frame, order[is_new])
         load_rows(connection, table, appended)
@@ -298,6 +302,8 @@ def _append(connection: sa.Connection, table: sa.Table, rows: pd.DataFrame) -> b
 
 def _stored_positions(connection: sa.Connection, table: sa.Table, frame: pd.DataFrame, key: list[str]) -> np.ndarray:
     """Positions in `frame` of the rows whose key the table holds (in this statement's snapshot)."""
+    if not connection.execute(sa.select(sa.exists().select_from(table))).scalar_one():
+        return np.empty(0, dtype=np.int64)  # a first load: no keys to send
     keys = _temp_table(
         connection, f"_keys_{table.name}", [*(table.c[k] for k in key), sa.Column("_position", sa.BigInteger)]
     )
