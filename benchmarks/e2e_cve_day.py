@@ -6,9 +6,9 @@ asset materialize --select 'group:cve' --partition D` runs it: `execute_job` on 
 location's `cve_daily` job, with its in-process executor (not `dagster.materialize`, which
 keeps every step's output in memory for its result: ~0.6 GB more at this day's peak). Prints
 wall time per step, rows per second, and the peak resident memory of this process. Targets
-(issue #4): <= 180 s, peak RSS <= 1.5 GB for
-N = 300,000 on 2 cores. NVD's public rate limit (5 or 50 requests per 30 s) is lifted for
-the loopback stand-in: the figure measures the pipeline, not NVD's quota.
+(issue #4): <= 180 s, peak RSS <= 1.5 GB for N = 300,000 on 2 cores. NVD's public rate limit
+(5 or 50 requests per 30 s) is lifted for the loopback stand-in: the figure measures the
+pipeline, not NVD's quota.
 
     python benchmarks/e2e_cve_day.py [--cves 300000] [--pg-url postgresql+psycopg://postgres@127.0.0.1:5432/postgres]
 """
