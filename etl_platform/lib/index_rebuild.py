@@ -11,7 +11,7 @@ CVEs; never an ordinary day's few thousand changes into a table of 300k.
 The price is the lock: the table is locked against readers and writers (ACCESS EXCLUSIVE) from
 the start of the merge to the end of the caller's transaction. Readers wait (they never see a
 table without its indexes), and a lock that is not granted within `LOCK_TIMEOUT` (a long
-reader) sends the merge down its ordinary path instead. Tables whose indexes something else
+reader), or that would deadlock with another merge's, sends the merge down its ordinary path. Tables whose indexes something else
 depends on (a foreign key referencing them, replica identity, clustering, an index comment or
 tablespace, an invalid index) are never rebuilt.
 """
@@ -47,7 +47,7 @@ def locked_for_bulk_load(connection: sa.Connection, table: sa.Table, rows: int) 
     """If writing `rows` rows into `table` costs less with its indexes built afresh, and they
     can be: lock the table for the rest of the transaction and return its indexes. Else None,
     and nothing is locked."""
-    from psycopg.errors import LockNotAvailable
+    from psycopg.errors import DeadlockDetected, LockNotAvailable
 
     if rows < REBUILD_MIN_ROWS or rows < REBUILD_MIN_SHARE * _held_rows(connection, table):
         return None
@@ -58,7 +58,9 @@ def locked_for_bulk_load(connection: sa.Connection, table: sa.Table, rows: int) 
         with connection.begin_nested(), transaction_setting(connection, "lock_timeout", LOCK_TIMEOUT):
             connection.exec_driver_sql(f"LOCK TABLE {name} IN ACCESS EXCLUSIVE MODE")
     except sa.exc.OperationalError as error:
-        if isinstance(error.orig, LockNotAvailable):
+        # A deadlock: another bulk merge of this table, its transaction (like this one) having
+        # read the table first, asked for the same lock. One of the two goes the ordinary way.
+        if isinstance(error.orig, (LockNotAvailable, DeadlockDetected)):
             return None
         raise
     # Read again under the lock: an index created or dropped meanwhile is seen as it now is.
@@ -79,18 +81,22 @@ def indexes_dropped(connection: sa.Connection, indexes: TableIndexes) -> Iterato
 
 
 def _held_rows(connection: sa.Connection, table: sa.Table) -> float:
-    """The planner's estimate of the table's rows: its last counted density times its size now."""
-    tuples, pages, current = connection.execute(
+    """The planner's estimate of the table's rows: its last counted density times its size now.
+
+    Read from the catalog and the statistics, never by counting: a `count(*)` would hold a
+    lock on the table that the rebuild's lock must then wait for, in another merge too.
+    """
+    tuples, pages, current, live = connection.execute(
         sa.text(
-            "SELECT reltuples, relpages, pg_relation_size(oid) / current_setting('block_size')::int "
-            "FROM pg_class WHERE oid = CAST(:name AS regclass)"
+            "SELECT reltuples, relpages, pg_relation_size(oid) / current_setting('block_size')::int, "
+            "pg_stat_get_live_tuples(oid) FROM pg_class WHERE oid = CAST(:name AS regclass)"
         ),
         {"name": _quoted(connection, table)},
     ).one()
     if current == 0:
         return 0
-    if tuples < 0 or pages == 0:  # never vacuumed nor analysed: count
-        return connection.execute(sa.select(sa.func.count()).select_from(table)).scalar_one()
+    if tuples < 0 or pages == 0:  # never vacuumed nor analysed: the rows inserted, less those deleted
+        return live
     return tuples / pages * current
 
 

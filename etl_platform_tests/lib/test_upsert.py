@@ -809,3 +809,31 @@ def test_only_a_batch_large_against_its_table_rebuilds_the_indexes(rebuilding_po
     assert kept == before
     assert all(rebuilt[name][0] != oid for name, (oid, _) in before.items())
     assert definitions_only(rebuilt) == definitions_only(before)
+
+
+def test_two_bulk_merges_of_a_table_both_read_first_both_finish(rebuilding_postgres):
+    engine = rebuilding_postgres
+    run_merge(engine, item, items(("A", 1, "v1", V1)))
+    both_read = threading.Barrier(2)
+    errors: list[Exception] = []
+
+    def read_then_merge(rows: pd.DataFrame) -> None:
+        try:
+            with engine.begin() as connection:
+                connection.execute(sa.select(item.c.name)).all()  # each holds a lock the other's rebuild waits for
+                both_read.wait(timeout=10)
+                merge(connection, item, rows)
+        except Exception as error:  # noqa: BLE001 - reported below
+            errors.append(error)
+
+    merges = [
+        threading.Thread(target=read_then_merge, args=(items(("A", 1, "v2", V2), ("B", 2, "v2", V2)),)),
+        threading.Thread(target=read_then_merge, args=(items(("A", 1, "v3", V3)),)),
+    ]
+    for thread in merges:
+        thread.start()
+    for thread in merges:
+        thread.join(timeout=60)
+
+    assert errors == []
+    assert stored_items(engine) == [("A", 1, "v3", V3), ("B", 2, "v2", V2)]
