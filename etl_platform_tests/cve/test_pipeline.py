@@ -7,6 +7,7 @@ import sqlalchemy as sa
 from upath import UPath
 
 from etl_platform.devservers.nvd import Fault
+from etl_platform.lib import index_rebuild, upsert
 from etl_platform.lib.warehouse import engine_for
 from etl_platform_tests.cve.conftest import (
     SAMPLE_DAY,
@@ -87,6 +88,32 @@ def test_a_changed_cve_replaces_its_children_and_records_the_change(run_day, nvd
         ).all()
     assert urls == ["https://example.org/fix"]
     assert [(str(day), change) for day, change in changes] == [("2023-10-18", "new"), ("2023-10-19", "changed")]
+
+
+def test_days_loaded_on_the_bulk_path_land_as_row_by_row(run_day, nvd, postgres_url, monkeypatch):
+    # The thresholds of a 300k-CVE day, lowered to the sample's 38: copy, drop and rebuild indexes.
+    monkeypatch.setattr(upsert, "DIRECT_COPY_MIN_ROWS", 0)
+    monkeypatch.setattr(index_rebuild, "REBUILD_MIN_ROWS", 0)
+    monkeypatch.setattr(index_rebuild, "REBUILD_MIN_SHARE", 0)
+    key = 2023 * 10**10 + 27314
+    references = sa.text("SELECT url FROM cve_reference WHERE cve_key = :k")
+    first = run_day(warehouse_url=postgres_url)
+    first_counts = table_counts(postgres_url)
+    with engine_for(postgres_url).connect() as connection:
+        replaced = len(connection.execute(references, {"k": key}).all())
+    nvd.add_records([record("CVE-2023-27314", "2023-10-19T08:00:00.000", references=[{"url": "https://example.org/fix"}])])
+
+    second = run_day("2023-10-19", warehouse_url=postgres_url)
+
+    assert first.success and second.success
+    assert all(check_results(first).values()) and all(check_results(second).values())
+    assert first_counts == SAMPLE_COUNTS
+    assert materialization_metadata(second, "cve/tables/cve")["updated"] == 1
+    counts = table_counts(postgres_url)
+    assert (counts["cve"], counts["cve_change"]) == (38, 39)
+    assert counts["cve_reference"] == SAMPLE_COUNTS["cve_reference"] - replaced + 1
+    with engine_for(postgres_url).connect() as connection:
+        assert connection.execute(references, {"k": key}).scalars().all() == ["https://example.org/fix"]
 
 
 def test_days_loaded_out_of_order_keep_the_newer_version(run_day, nvd, any_warehouse_url):
