@@ -25,7 +25,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import nullcontext
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 import pandas as pd
@@ -117,12 +117,13 @@ def merge(
     affected = (
         _temp_table(connection, f"_affected_{table.name}", [table.c[c] for c in returned]) if returned else None
     )
+    batch = _Batch(frame, order, is_new, key)
     if rebuild is not None:
-        result.inserted, changed = _merge_rebuilding(connection, table, frame, order, is_new, key, affected, returned, rebuild)
+        result.inserted, changed = _merge_rebuilding(connection, table, batch, affected, returned, rebuild)
     elif postgres:
-        result.inserted, changed = _merge_postgres(connection, table, frame, order, is_new, key, affected, returned)
+        result.inserted, changed = _merge_postgres(connection, table, batch, affected, returned)
     else:
-        result.inserted, changed = _merge_portable(connection, table, _take(frame, order), key, affected, returned)
+        result.inserted, changed = _merge_portable(connection, table, batch, affected, returned)
     if affected is not None:
         # Postgres copies the children of written parents straight in; SQLite stages them.
         written = _written_parents(connection, affected) if postgres else None
@@ -138,25 +139,39 @@ def merge(
     return result
 
 
+@dataclass(frozen=True)
+class _Batch:
+    """A merge's rows as decided: positions in key order (one per key), which of them are new
+    (copied in directly), and the merge key."""
+
+    frame: pd.DataFrame
+    order: np.ndarray
+    is_new: np.ndarray
+    key: list[str]
+
+    def new_rows(self) -> pd.DataFrame:
+        return _take(self.frame, self.order[self.is_new])
+
+    def staged_rows(self) -> pd.DataFrame:
+        """The rows that are not new: staged, then merged into the stored ones."""
+        return _take(self.frame, self.order[~self.is_new])
+
+    def none_new(self) -> _Batch:
+        return replace(self, is_new=np.zeros(len(self.order), dtype=bool))
+
+
 def _merge_postgres(
-    connection: sa.Connection,
-    table: sa.Table,
-    frame: pd.DataFrame,
-    order: np.ndarray,
-    is_new: np.ndarray,
-    key: list[str],
-    affected: sa.Table | None,
-    returned: list[str],
+    connection: sa.Connection, table: sa.Table, batch: _Batch, affected: sa.Table | None, returned: list[str]
 ) -> tuple[int, int]:
     """Copy in the rows marked new, upsert the others; return (inserted, inserted or updated)."""
-    appended = _take(frame, order[is_new])
+    appended = batch.new_rows()
     if not _append(connection, table, appended):
         # Another writer committed one of the new keys meanwhile: upsert every row.
-        appended, is_new = appended.iloc[:0], np.zeros(len(order), dtype=bool)
+        appended, batch = appended.iloc[:0], batch.none_new()
     if affected is not None:
         load_rows(connection, affected, appended[returned])
-    stage = _stage(connection, table, _take(frame, order[~is_new]))
-    statement = _upsert_statement(connection, table, stage, list(frame.columns), key)
+    stage = _stage(connection, table, batch.staged_rows())
+    statement = _upsert_statement(connection, table, stage, list(batch.frame.columns), batch.key)
     # A row an `ON CONFLICT` inserted has `xmax = 0`; one it updated carries the row lock's xid.
     inserted = sa.literal_column(f"{_quoted(connection, table)}.xmax = 0")
     inserted, written = _run_counting(connection, statement, inserted, affected, returned)
@@ -167,10 +182,7 @@ def _merge_postgres(
 def _merge_rebuilding(
     connection: sa.Connection,
     table: sa.Table,
-    frame: pd.DataFrame,
-    order: np.ndarray,
-    is_new: np.ndarray,
-    key: list[str],
+    batch: _Batch,
     affected: sa.Table | None,
     returned: list[str],
     indexes: index_rebuild.TableIndexes,
@@ -184,15 +196,15 @@ def _merge_rebuilding(
     """
     updated = 0
     with index_rebuild.indexes_dropped(connection, indexes):
-        stored = _take(frame, order[~is_new])
+        stored = batch.staged_rows()
         if not stored.empty:
             stage = _stage(connection, table, stored)
-            statement = _update_statement(table, stage, list(frame.columns), key)
+            statement = _update_statement(table, stage, list(batch.frame.columns), batch.key)
             if statement is not None:
                 with index_rebuild.transaction_setting(connection, "work_mem", index_rebuild.UPDATE_WORK_MEM):
                     _, updated = _run_counting(connection, statement, sa.false(), affected, returned)
             stage.drop(connection)
-        appended = _take(frame, order[is_new])
+        appended = batch.new_rows()
         load_rows(connection, table, appended)
         if affected is not None:
             load_rows(connection, affected, appended[returned])
@@ -200,14 +212,10 @@ def _merge_rebuilding(
 
 
 def _merge_portable(
-    connection: sa.Connection,
-    table: sa.Table,
-    rows: pd.DataFrame,
-    key: list[str],
-    affected: sa.Table | None,
-    returned: list[str],
+    connection: sa.Connection, table: sa.Table, batch: _Batch, affected: sa.Table | None, returned: list[str]
 ) -> tuple[int, int]:
     """Stage every row and upsert; return (inserted, inserted or updated)."""
+    rows, key = batch.staged_rows(), batch.key
     stage = _stage(connection, table, rows)
     statement = _upsert_statement(connection, table, stage, list(rows.columns), key)
     existing = connection.execute(
