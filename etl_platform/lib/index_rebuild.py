@@ -46,7 +46,7 @@ class TableIndexes:
 def locked_for_bulk_load(connection: sa.Connection, table: sa.Table, rows: int) -> TableIndexes | None:
     """If writing `rows` rows into `table` costs less with its indexes built afresh, and they
     can be: lock the table for the rest of the transaction and return its indexes. Else None,
-    and nothing is locked."""
+    with nothing locked (but for the rare case at the end)."""
     from psycopg.errors import DeadlockDetected, LockNotAvailable
 
     if rows < REBUILD_MIN_ROWS or rows < REBUILD_MIN_SHARE * _held_rows(connection, table):
