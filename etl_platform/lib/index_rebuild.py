@@ -10,10 +10,10 @@ CVEs; never an ordinary day's few thousand changes into a table of 300k.
 
 The price is the lock: the table is locked against readers and writers (ACCESS EXCLUSIVE) from
 the start of the merge to the end of the caller's transaction. Readers wait (they never see a
-table without its indexes), and a lock that is not granted within `LOCK_TIMEOUT` (a long
-reader), or that would deadlock with another merge's, sends the merge down its ordinary path. Tables whose indexes something else
-depends on (a foreign key referencing them, replica identity, clustering, an index comment or
-tablespace, an invalid index) are never rebuilt.
+table without its indexes); a lock that is not granted within `LOCK_TIMEOUT` (a long reader),
+or that would deadlock with another merge's, sends the merge down its ordinary path. Tables
+whose indexes something else depends on (a foreign key referencing them, replica identity,
+clustering, an index comment or tablespace, an invalid index) are never rebuilt.
 """
 
 from __future__ import annotations
@@ -23,6 +23,8 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 
 import sqlalchemy as sa
+
+from etl_platform.lib.warehouse import quoted_table
 
 # A rebuild pays from about a third (see above); half leaves a margin for tables whose
 # indexes cost less to maintain than `cve`'s. Below `REBUILD_MIN_ROWS` neither way takes long,
@@ -49,17 +51,19 @@ def locked_for_bulk_load(connection: sa.Connection, table: sa.Table, rows: int) 
     with nothing locked (but for the rare case at the end)."""
     from psycopg.errors import DeadlockDetected, LockNotAvailable
 
-    if rows < REBUILD_MIN_ROWS or rows < REBUILD_MIN_SHARE * _held_rows(connection, table):
+    if rows < REBUILD_MIN_ROWS:
         return None
-    name = _quoted(connection, table)
+    name = quoted_table(connection, table)
+    if rows < REBUILD_MIN_SHARE * _held_rows(connection, name):
+        return None
     if _rebuildable_indexes(connection, name) is None:
         return None
     try:
         with connection.begin_nested(), transaction_setting(connection, "lock_timeout", LOCK_TIMEOUT):
             connection.exec_driver_sql(f"LOCK TABLE {name} IN ACCESS EXCLUSIVE MODE")
     except sa.exc.OperationalError as error:
-        # A deadlock: another bulk merge of this table, its transaction (like this one) having
-        # read the table first, asked for the same lock. One of the two goes the ordinary way.
+        # Not granted in time (a long reader), or a deadlock: another bulk merge of this table,
+        # whose transaction read the table first as this one did. Either way: the ordinary path.
         if isinstance(error.orig, (LockNotAvailable, DeadlockDetected)):
             return None
         raise
@@ -80,7 +84,7 @@ def indexes_dropped(connection: sa.Connection, indexes: TableIndexes) -> Iterato
             connection.exec_driver_sql(statement)
 
 
-def _held_rows(connection: sa.Connection, table: sa.Table) -> float:
+def _held_rows(connection: sa.Connection, name: str) -> float:
     """The planner's estimate of the table's rows: its last counted density times its size now.
 
     Read from the catalog and the statistics, never by counting: a `count(*)` would hold a
@@ -91,7 +95,7 @@ def _held_rows(connection: sa.Connection, table: sa.Table) -> float:
             "SELECT reltuples, relpages, pg_relation_size(oid) / current_setting('block_size')::int, "
             "pg_stat_get_live_tuples(oid) FROM pg_class WHERE oid = CAST(:name AS regclass)"
         ),
-        {"name": _quoted(connection, table)},
+        {"name": name},
     ).one()
     if current == 0:
         return 0
@@ -158,7 +162,3 @@ def transaction_setting(connection: sa.Connection, name: str, value: str) -> Ite
 
 def _set(connection: sa.Connection, name: str, value: str) -> None:
     connection.execute(sa.text("SELECT set_config(:name, :value, true)"), {"name": name, "value": value})
-
-
-def _quoted(connection: sa.Connection, table: sa.Table) -> str:
-    return connection.dialect.identifier_preparer.format_table(table)

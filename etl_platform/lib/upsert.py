@@ -35,6 +35,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from etl_platform.lib import index_rebuild
 from etl_platform.lib.bulk_load import load_rows
 from etl_platform.lib.schema_evolution import evolve
+from etl_platform.lib.warehouse import quoted_table
 
 # From this many rows on, new keys are copied in directly (see `_append`); the key lookup it
 # takes does not pay for itself in smaller batches. Measured on CVE rows: 1.4x faster for 200k
@@ -173,7 +174,7 @@ def _merge_postgres(
     stage = _stage(connection, table, batch.staged_rows())
     statement = _upsert_statement(connection, table, stage, list(batch.frame.columns), batch.key)
     # A row an `ON CONFLICT` inserted has `xmax = 0`; one it updated carries the row lock's xid.
-    inserted = sa.literal_column(f"{_quoted(connection, table)}.xmax = 0")
+    inserted = sa.literal_column(f"{quoted_table(connection, table)}.xmax = 0")
     inserted, written = _run_counting(connection, statement, inserted, affected, returned)
     stage.drop(connection)
     return len(appended) + inserted, len(appended) + written
@@ -376,10 +377,6 @@ def _run_counting(
         counts = counts.add_cte(keep.cte("kept"))
     counted_rows, written_rows = connection.execute(counts).one()
     return counted_rows, written_rows
-
-
-def _quoted(connection: sa.Connection, table: sa.Table) -> str:
-    return connection.dialect.identifier_preparer.format_table(table)
 
 
 def _upsert_collecting(

@@ -66,6 +66,11 @@ def is_postgres(connection: sa.Connection | sa.Engine) -> bool:
     return connection.dialect.name == "postgresql"
 
 
+def quoted_table(connection: sa.Connection, table: sa.Table) -> str:
+    """The table's name as SQL text: quoted where needed, with its schema if it has one."""
+    return connection.dialect.identifier_preparer.format_table(table)
+
+
 class WarehouseResource(ConfigurableResource):
     """The warehouse database (`ETL_WAREHOUSE_URL`; SQLite under `ETL_HOME` when unset)."""
 
