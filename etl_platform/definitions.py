@@ -10,6 +10,7 @@ from etl_platform.defs.hr import definitions as hr
 from etl_platform.defs.ops import definitions as ops
 from etl_platform.defs.sales import definitions as sales
 from etl_platform.defs.sales.resources import HotmartResource
+from etl_platform.lib.quarantine import QuarantineResource
 from etl_platform.lib.storage import JsonIOManagerFactory, ParquetIOManagerFactory, StorageResource
 from etl_platform.lib.warehouse import WarehouseResource
 
@@ -21,6 +22,7 @@ def build_resources() -> dict:
         "json_io_manager": JsonIOManagerFactory(),
         "parquet_io_manager": ParquetIOManagerFactory(),
         "warehouse": WarehouseResource(),
+        "quarantine_policy": QuarantineResource(),
         "nvd": NvdResource(),
         "ecb": EcbResource(),
         "store": FakeStoreResource(),

@@ -19,7 +19,7 @@ Stand-in choices (not recorded behaviour of the real API):
 * error bodies follow NestJS: ``{"message", "statusCode"[, "error"]}``.
 
 Faults are those of :mod:`etl_platform.devservers.nvd` (status, delay,
-malformed, truncated), queued with :meth:`FakeStoreStandIn.inject`.
+malformed, truncated, cut short), queued with :meth:`FakeStoreStandIn.inject`.
 """
 
 from __future__ import annotations
@@ -41,7 +41,7 @@ from urllib.parse import parse_qs, urlsplit
 
 from etl_platform.devservers import nvd as _nvd
 from etl_platform.devservers.serving import ServedInThread
-from etl_platform.devservers.nvd import DelayFault, Fault, MalformedFault, StatusFault, TruncatedFault
+from etl_platform.devservers.nvd import CutShortFault, DelayFault, Fault, MalformedFault, StatusFault, TruncatedFault
 
 __all__ = ["FakeStoreStandIn", "Fault", "sample_products", "sample_categories"]
 
@@ -61,8 +61,8 @@ DEFAULT_USERS = [
         "avatar": "https://i.imgur.com/LDOO4Qs.jpg",
     }
 ]
-SUPPORTED_FAULTS = (StatusFault, DelayFault, MalformedFault, TruncatedFault)
-AnyFault = StatusFault | DelayFault | MalformedFault | TruncatedFault
+SUPPORTED_FAULTS = (StatusFault, DelayFault, MalformedFault, TruncatedFault, CutShortFault)
+AnyFault = StatusFault | DelayFault | MalformedFault | TruncatedFault | CutShortFault
 
 
 def sample_products() -> list[dict]:
@@ -199,7 +199,7 @@ class _LoopbackStandIn(ServedInThread):
 
     def inject(self, fault: AnyFault, times: int = 1, path: str | None = None) -> None:
         """Make the next ``times`` requests (whose path, relative to :attr:`url`, starts with ``path``
-        when given) hit ``fault``. Accepts ``Fault.status/delay/malformed/truncated``."""
+        when given) hit ``fault``. Accepts ``Fault.status/delay/malformed/truncated/cut_short``."""
         if times < 1:
             raise ValueError("times must be at least 1")
         if not isinstance(fault, SUPPORTED_FAULTS):
@@ -268,6 +268,8 @@ class _LoopbackStandIn(ServedInThread):
             content = b"<html><head><title>502 Bad Gateway</title></head><body>Bad Gateway</body></html>"
         elif isinstance(fault, TruncatedFault):
             content = content[: len(content) // 2]
+        elif isinstance(fault, CutShortFault):
+            return _nvd._send_cut_short(handler, status, content, content_type, headers, chunked=fault.chunked)
         _send(handler, status, content, content_type, headers)
 
     def _handle(self, method, path, params, body, headers) -> tuple[int, bytes, str, dict]:

@@ -20,8 +20,9 @@ Follows the documented behaviour recorded in ``samples/hotmart_sales/SOURCES.md`
   COMPLETE sales are returned, as documented (``default_statuses=None`` turns that off).
 
 Faults are the NVD stand-in's (:class:`etl_platform.devservers.nvd.Fault`):
-status, delay, malformed, truncated and wrong-shape (no ``items``) apply to
-the API endpoints (not the token endpoint).
+status, delay, malformed, truncated, cut short and wrong-shape (no ``items``)
+apply to the API endpoints; injected with ``token_endpoint=True``, all but
+wrong-shape apply to the token endpoint instead.
 """
 
 from __future__ import annotations
@@ -41,6 +42,7 @@ from urllib.parse import parse_qs, urlsplit
 
 from etl_platform.devservers.nvd import (
     AnyFault,
+    CutShortFault,
     DelayFault,
     Fault,
     MalformedFault,
@@ -50,6 +52,7 @@ from etl_platform.devservers.nvd import (
     WrongShapeFault,
     _Handler,
     _send,
+    _send_cut_short,
     _send_status_fault,
     _Server,
 )
@@ -277,14 +280,16 @@ class HotmartStandIn(ServedInThread):
         with self._lock:
             self._tokens.clear()
 
-    def inject(self, fault: AnyFault, times: int = 1) -> None:
-        """Make the next ``times`` API requests (not token requests) hit ``fault``."""
+    def inject(self, fault: AnyFault, times: int = 1, token_endpoint: bool = False) -> None:
+        """Make the next ``times`` API requests (token requests, with ``token_endpoint``) hit ``fault``."""
         if times < 1:
             raise ValueError("times must be at least 1")
         if isinstance(fault, TotalChangesFault):
             raise ValueError("HotmartStandIn does not support total_changes faults")
+        if token_endpoint and isinstance(fault, WrongShapeFault):
+            raise ValueError("the token answer has no items to leave out")
         with self._lock:
-            self._faults.append([fault, times])
+            self._faults.append([fault, times, token_endpoint])
 
     @property
     def requests(self) -> list[dict]:
@@ -298,15 +303,17 @@ class HotmartStandIn(ServedInThread):
         value = item.get("purchase", {}).get(self.date_field)
         return value if isinstance(value, int) else None
 
-    def _take_fault(self) -> AnyFault | None:
+    def _take_fault(self, token_endpoint: bool) -> AnyFault | None:
         with self._lock:
-            if not self._faults:
-                return None
-            queued = self._faults[0]
-            queued[1] -= 1
-            if queued[1] == 0:
-                self._faults.pop(0)
-            return queued[0]
+            for queued in self._faults:
+                fault, remaining, for_token = queued
+                if for_token == token_endpoint:
+                    if remaining == 1:
+                        self._faults.remove(queued)
+                    else:
+                        queued[1] = remaining - 1
+                    return fault
+        return None
 
     def _handle(self, handler: BaseHTTPRequestHandler) -> None:
         url = urlsplit(handler.path)
@@ -334,7 +341,7 @@ class HotmartStandIn(ServedInThread):
         if not self._authorized(handler.headers.get("Authorization", "")):
             return _send_json(handler, 401, self._unauthorized)
 
-        fault = self._take_fault()
+        fault = self._take_fault(token_endpoint=False)
         if isinstance(fault, StatusFault):
             return _send_status_fault(handler, fault)  # type: ignore[arg-type]
         if isinstance(fault, DelayFault):
@@ -343,16 +350,16 @@ class HotmartStandIn(ServedInThread):
             body = self._page(endpoint, params)
         except _BadRequest as exc:
             return _send_json(handler, 400, {"error": "bad_request", "error_description": str(exc)})
-        if isinstance(fault, MalformedFault):
-            return _send(handler, 200, b"<html><body>Service Unavailable</body></html>")  # type: ignore[arg-type]
         if isinstance(fault, WrongShapeFault):
             body.pop("items")
-        data = json.dumps(body, ensure_ascii=False).encode()
-        if isinstance(fault, TruncatedFault):
-            data = data[: len(data) // 2]
-        _send(handler, 200, data)  # type: ignore[arg-type]
+        _send_json(handler, 200, body, fault)
 
     def _token(self, handler: BaseHTTPRequestHandler, params: dict[str, str]) -> None:
+        fault = self._take_fault(token_endpoint=True)
+        if isinstance(fault, StatusFault):
+            return _send_status_fault(handler, fault)  # type: ignore[arg-type]
+        if isinstance(fault, DelayFault):
+            self._stopping.wait(fault.seconds)
         expected = base64.b64encode(f"{self.client_id}:{self.client_secret}".encode()).decode()
         ok = (
             params.get("grant_type") == "client_credentials"
@@ -361,7 +368,7 @@ class HotmartStandIn(ServedInThread):
             and handler.headers.get("Authorization", "") == f"Basic {expected}"
         )
         if not ok:
-            return _send_json(handler, 401, self._unauthorized)
+            return _send_json(handler, 401, self._unauthorized, fault)
         token = self.issue_token()
         _send_json(
             handler,
@@ -373,6 +380,7 @@ class HotmartStandIn(ServedInThread):
                 "scope": "read write",
                 "jti": str(uuid.uuid4()),
             },
+            fault,
         )
 
     def _authorized(self, header: str) -> bool:
@@ -441,5 +449,13 @@ class HotmartStandIn(ServedInThread):
         return item
 
 
-def _send_json(handler: BaseHTTPRequestHandler, status: int, body: dict) -> None:
-    _send(handler, status, json.dumps(body, ensure_ascii=False).encode())  # type: ignore[arg-type]
+def _send_json(handler: BaseHTTPRequestHandler, status: int, body: dict, fault: AnyFault | None = None) -> None:
+    """Send ``body`` as JSON, spoilt as a malformed, truncated or cut-short ``fault`` says."""
+    if isinstance(fault, MalformedFault):
+        return _send(handler, 200, b"<html><body>Service Unavailable</body></html>")  # type: ignore[arg-type]
+    data = json.dumps(body, ensure_ascii=False).encode()
+    if isinstance(fault, TruncatedFault):
+        data = data[: len(data) // 2]
+    elif isinstance(fault, CutShortFault):
+        return _send_cut_short(handler, status, data, chunked=fault.chunked)
+    _send(handler, status, data)  # type: ignore[arg-type]

@@ -40,6 +40,9 @@ API_PATH = "/rest/json/cves/2.0"
 MAX_RESULTS_PER_PAGE = 2000
 MAX_WINDOW = timedelta(days=120)
 SAMPLES_DIR = Path(__file__).resolve().parent.parent / "samples" / "nvd_cve"
+SAMPLE_PAGE = "page_vunnel_full_page_2023-10-18.json"
+# Records of 2026 carrying blocks the 2023 page lacks: SSVC under `metrics`, a top-level `affected`.
+PAGE_2026 = "page_2026_ssvc_affected.json"
 
 # Parameters the stand-in implements. Anything else is refused (404) rather
 # than silently ignored, so a misspelt parameter cannot pass a test unnoticed.
@@ -82,6 +85,18 @@ class TruncatedFault:
 
 
 @dataclass(frozen=True)
+class CutShortFault:
+    """200 whose headers announce the whole body, then half of it, then the connection closes.
+
+    The framing promises more than arrives, as when a source or a proxy drops the connection
+    mid-body: ``Content-Length`` of the whole body, or with ``chunked=True`` a chunk sized for
+    the whole body. Clients see an incomplete read, not a short document.
+    """
+
+    chunked: bool = False
+
+
+@dataclass(frozen=True)
 class WrongShapeFault:
     """200 with the JSON envelope but no ``vulnerabilities`` key."""
 
@@ -100,7 +115,9 @@ class TotalChangesFault:
     delta: int = 1
 
 
-AnyFault = StatusFault | DelayFault | MalformedFault | TruncatedFault | WrongShapeFault | TotalChangesFault
+AnyFault = (
+    StatusFault | DelayFault | MalformedFault | TruncatedFault | CutShortFault | WrongShapeFault | TotalChangesFault
+)
 
 
 class Fault:
@@ -126,6 +143,10 @@ class Fault:
         return TruncatedFault()
 
     @staticmethod
+    def cut_short(chunked: bool = False) -> CutShortFault:
+        return CutShortFault(chunked)
+
+    @staticmethod
     def wrong_shape() -> WrongShapeFault:
         return WrongShapeFault()
 
@@ -137,12 +158,10 @@ class Fault:
 # --------------------------------------------------------------------------- records
 
 
-def sample_records() -> list[dict]:
-    """Every ``vulnerabilities`` item of every sample page, in file order."""
-    items: list[dict] = []
-    for page in sorted(SAMPLES_DIR.glob("*.json")):
-        items.extend(json.loads(page.read_text(encoding="utf-8"))["vulnerabilities"])
-    return items
+def sample_records(page: str | None = None) -> list[dict]:
+    """The ``vulnerabilities`` items of a sample page (default: the 38 records of 2023-10-18)."""
+    path = SAMPLES_DIR / (page or SAMPLE_PAGE)
+    return json.loads(path.read_text(encoding="utf-8"))["vulnerabilities"]
 
 
 class _Entry(NamedTuple):
@@ -602,6 +621,8 @@ class NvdStandIn(ServedInThread):
             body = _render(envelope, items)
             if isinstance(fault, TruncatedFault):
                 body = body[: len(body) // 2]
+            elif isinstance(fault, CutShortFault):
+                return _send_cut_short(handler, 200, body, chunked=fault.chunked)
         _send(handler, 200, body)
 
 
@@ -625,6 +646,30 @@ def _send(
         handler.send_header(name, value)
     handler.end_headers()
     handler.wfile.write(body)
+
+
+def _send_cut_short(
+    handler: BaseHTTPRequestHandler,
+    status: int,
+    body: bytes,
+    content_type: str = "application/json",
+    headers: dict[str, str] | None = None,
+    chunked: bool = False,
+) -> None:
+    """Send headers framing all of ``body``, then its first half, and close the connection."""
+    handler.send_response(status)
+    handler.send_header("Content-Type", content_type)
+    if chunked:
+        handler.send_header("Transfer-Encoding", "chunked")
+    else:
+        handler.send_header("Content-Length", str(len(body)))
+    for name, value in (headers or {}).items():
+        handler.send_header(name, value)
+    handler.end_headers()
+    half = body[: len(body) // 2]
+    handler.wfile.write(f"{len(body):x}\r\n".encode() + half if chunked else half)
+    # No "Connection: close" header: the server just hangs up, as a dropped connection does.
+    handler.close_connection = True
 
 
 def _send_status_fault(handler: _Handler, fault: StatusFault) -> None:

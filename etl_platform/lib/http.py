@@ -1,7 +1,9 @@
 """HTTP access to source APIs: one session, explicit timeouts, a per-source rate limit, retries.
 
-Retries honour `Retry-After`, otherwise back off exponentially with jitter. Every attempt,
-retries included, passes the rate limiter, because the source counts every request.
+Retried: the statuses of `retry_statuses` and the transport faults of `RETRYABLE_TRANSPORT_ERRORS`
+(no answer, or an answer cut short). Retries honour `Retry-After`, otherwise back off exponentially
+with jitter. Every attempt, retries included, passes the rate limiter, because the source counts
+every request.
 Secrets travel only in headers, which are never logged.
 """
 
@@ -24,6 +26,16 @@ from tenacity.wait import wait_exponential_jitter
 log = logging.getLogger(__name__)
 
 RETRYABLE_STATUSES = frozenset({429, 500, 502, 503, 504})
+# Transport faults another attempt may cure, for every client of a source: no connection, a reset,
+# a timeout, or a body cut short (headers and part of the body, then the connection closed: urllib3's
+# IncompleteRead, raised by requests as ChunkedEncodingError for Content-Length and chunked bodies alike).
+# ContentDecodingError stays out: it means bytes that did all arrive are not in the encoding the headers
+# name (a cut body is reported as above first), a server or proxy fault that another request repeats.
+RETRYABLE_TRANSPORT_ERRORS: tuple[type[requests.RequestException], ...] = (
+    requests.ConnectionError,
+    requests.Timeout,
+    requests.exceptions.ChunkedEncodingError,
+)
 
 
 class SourceError(RuntimeError):
@@ -107,7 +119,7 @@ class HttpClient:
         retrying = Retrying(
             stop=stop_after_attempt(self.attempts),
             wait=self._wait,
-            retry=retry_if_exception_type((RetryableStatus, requests.ConnectionError, requests.Timeout)),
+            retry=retry_if_exception_type((RetryableStatus, *RETRYABLE_TRANSPORT_ERRORS)),
             before_sleep=self._log_retry,
             reraise=True,
         )
@@ -115,7 +127,7 @@ class HttpClient:
             return retrying(self._attempt, url, params)
         except RetryableStatus as error:
             raise SourceError(f"{self.name}: gave up after {self.attempts} attempts: {error}") from error
-        except (requests.ConnectionError, requests.Timeout) as error:
+        except RETRYABLE_TRANSPORT_ERRORS as error:
             raise SourceError(
                 f"{self.name}: gave up after {self.attempts} attempts on {url}: {type(error).__name__}: {error}"
             ) from error
@@ -123,6 +135,7 @@ class HttpClient:
     def _attempt(self, url: str, params: Mapping[str, Any] | None) -> requests.Response:
         if self.rate_limiter is not None:
             self.rate_limiter.acquire()
+        # Not streamed: the whole body is read here, so a body cut short fails this attempt, not the caller.
         response = self.session.get(url, params=params, timeout=self.timeout)
         if response.status_code in self.retry_statuses:
             raise RetryableStatus(

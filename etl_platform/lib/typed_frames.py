@@ -19,32 +19,72 @@ def typed_frame(rows: Sequence[dict[str, Any]], model: type[pa.DataFrameModel]) 
     A value that cannot be converted raises `TypingError` instead of silently turning null;
     range and pattern rules are left to the model's check, which reports failing rows.
     """
-    schema = model.to_schema()
-    frame = pd.DataFrame.from_records(list(rows), columns=list(schema.columns))
-    for name, column in schema.columns.items():
-        frame[name] = _convert(frame[name], str(column.dtype), name)
+    frame, failing = _typed(rows, model)
+    for name, (dtype, values) in failing.items():
+        if dtype.startswith("datetime64"):
+            raise TypingError(f"column {name}: {len(values)} value(s) are not ISO-8601 timestamps: {list(values[:5])}")
+        raise TypingError(f"column {name}: cannot read values as {dtype}: {list(values[:5])}")
     return frame
 
 
-def _convert(series: pd.Series, dtype: str, name: str) -> pd.Series:
+def typed_frame_and_failures(
+    rows: Sequence[dict[str, Any]], model: type[pa.DataFrameModel]
+) -> tuple[pd.DataFrame, dict[int, list[str]]]:
+    """Like `typed_frame`, but a value its column cannot take is set null and reported by row.
+
+    The reasons (row position -> texts) let a caller quarantine those rows and load the rest.
+    """
+    frame, failing = _typed(rows, model)
+    bad: dict[int, list[str]] = {}
+    for name, (dtype, values) in failing.items():
+        for position, value in values.items():
+            bad.setdefault(position, []).append(f"{name}: {value!r} is not a {dtype} value")
+    return frame, bad
+
+
+def _typed(rows: Sequence[dict[str, Any]], model: type[pa.DataFrameModel]):
+    """The typed frame, and for each column with values it cannot take: (dtype, those values by row)."""
+    schema = model.to_schema()
+    frame = pd.DataFrame.from_records(list(rows), columns=list(schema.columns))
+    failing: dict[str, tuple[str, pd.Series]] = {}
+    for name, column in schema.columns.items():
+        frame[name], values = _convert(frame[name], str(column.dtype), name)
+        if len(values):
+            failing[name] = (str(column.dtype), values)
+    return frame, failing
+
+
+def _convert(series: pd.Series, dtype: str, name: str) -> tuple[pd.Series, pd.Series]:
+    """The column converted, and the values that could not be (by position), set null in it."""
     if dtype.startswith("datetime64"):
         utc = "UTC" in dtype
         converted = _to_utc(series) if utc else pd.to_datetime(series, format="ISO8601", errors="coerce")
-        if not utc:
-            converted = converted.astype(dtype)
-        bad = series[converted.isna() & series.notna()]
-        if len(bad):
-            raise TypingError(f"column {name}: {len(bad)} value(s) are not ISO-8601 timestamps: {list(bad[:5])}")
-        return converted.astype(dtype) if utc else converted
+        converted = converted.astype(dtype)
+        return converted, series[converted.isna() & series.notna()]
     if dtype in ("str", "object"):
         # Parsers hand over None for missing text; only a float NaN needs turning into None.
         if series.dtype == object:
-            return series
-        return series.astype(object).where(series.notna(), None)
+            return series, series.iloc[:0]
+        return series.astype(object).where(series.notna(), None), series.iloc[:0]
     try:
-        return series.astype(dtype)
+        return series.astype(dtype), series.iloc[:0]
+    except (TypeError, ValueError):
+        pass
+    # Some values do not fit: convert one by one, only on this (rare) path.
+    fits = series.map(lambda value: _fits(value, dtype))
+    kept = series.where(fits, None)
+    try:
+        return kept.astype(dtype), series[~fits]
     except (TypeError, ValueError) as error:
         raise TypingError(f"column {name}: cannot read values as {dtype}: {error}") from error
+
+
+def _fits(value: Any, dtype: str) -> bool:
+    try:
+        pd.Series([value]).astype(dtype)
+    except (TypeError, ValueError, OverflowError):
+        return False
+    return True
 
 
 # A time of day followed by `Z` or a `+hh:mm` / `-hhmm` style offset.

@@ -71,6 +71,20 @@ def quoted_table(connection: sa.Connection, table: sa.Table) -> str:
     return connection.dialect.identifier_preparer.format_table(table)
 
 
+def add_missing_columns(connection: sa.Connection, metadata: sa.MetaData) -> list[str]:
+    """`ALTER TABLE ... ADD COLUMN` for each declared nullable column a stored table lacks."""
+    inspector = sa.inspect(connection)
+    added = []
+    for table in metadata.sorted_tables:
+        stored = {column["name"] for column in inspector.get_columns(table.name, schema=table.schema)}
+        for column in table.columns:
+            if column.name not in stored and column.nullable:
+                ddl = sa.schema.CreateColumn(column).compile(dialect=connection.dialect)
+                connection.exec_driver_sql(f"ALTER TABLE {quoted_table(connection, table)} ADD COLUMN {ddl}")
+                added.append(f"{table.name}.{column.name}")
+    return added
+
+
 class WarehouseResource(ConfigurableResource):
     """The warehouse database (`ETL_WAREHOUSE_URL`; SQLite under `ETL_HOME` when unset)."""
 
@@ -84,8 +98,11 @@ class WarehouseResource(ConfigurableResource):
         return engine_for(self.resolved_url())
 
     def ensure_tables(self, metadata: sa.MetaData) -> None:
-        """Create the tables and indexes of `metadata` that do not exist yet."""
+        """Create the tables and indexes of `metadata` that do not exist yet, and add the nullable
+        columns a table declares that an older warehouse lacks (a release adding a column)."""
         metadata.create_all(self.engine, checkfirst=True)
+        with self.engine.begin() as connection:
+            add_missing_columns(connection, metadata)
 
     @contextmanager
     def begin(self) -> Iterator[sa.Connection]:

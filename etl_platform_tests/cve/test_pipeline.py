@@ -133,7 +133,9 @@ def test_days_loaded_out_of_order_keep_the_newer_version(run_day, nvd, any_wareh
     assert materialization_metadata(result, "cve/diff/cve_changes")["changes/superseded"] == 1
 
 
-def test_a_schema_violation_blocks_the_load_and_leaves_the_warehouse_untouched(run_day, nvd, postgres_url):
+def test_more_than_five_percent_of_a_day_invalid_blocks_the_load_and_leaves_the_warehouse_untouched(
+    run_day, nvd, postgres_url
+):
     run_day(warehouse_url=postgres_url)
     with engine_for(postgres_url).connect() as connection:
         before = connection.execute(sa.text("SELECT * FROM cve ORDER BY cve_id")).all()
@@ -143,12 +145,15 @@ def test_a_schema_violation_blocks_the_load_and_leaves_the_warehouse_untouched(r
 
     result = run_day("2023-10-19", warehouse_url=postgres_url)
 
-    assert not check_results(result)[("cve/clean/cve_metrics", "pandera_schema")]
+    evaluation = next(e for e in result.get_asset_check_evaluations() if e.asset_key.path[-1] == "cve_metrics")
+    assert not evaluation.passed and evaluation.severity.value == "ERROR"
     assert not [e for e in result.get_asset_materialization_events() if "tables" in e.asset_key.path]
     with engine_for(postgres_url).connect() as connection:
         assert connection.execute(sa.text("SELECT * FROM cve ORDER BY cve_id")).all() == before
-    evaluation = next(e for e in result.get_asset_check_evaluations() if not e.passed)
-    assert "12.5" in evaluation.metadata["failure_summary"].value
+        assert connection.execute(sa.text("SELECT count(*) FROM quarantine")).scalar_one() == 0
+    gate = next(e for e in result.get_asset_check_evaluations() if e.asset_key.path[-1] == "cves" and not e.passed)
+    assert "12.5" in gate.metadata["reasons_sample"].value
+    assert "1 of 2 records" in gate.description
 
 
 def test_throttling_and_server_errors_are_retried(run_day, nvd, postgres_url):

@@ -181,6 +181,15 @@ def test_truncated_fault(ecb):
     assert response.content == full[: len(full) // 2]
 
 
+@pytest.mark.parametrize("chunked", [False, True], ids=["content-length", "chunked"])
+def test_cut_short_fault_breaks_the_answer_off_then_service_resumes(ecb, chunked):
+    ecb.inject(Fault.cut_short(chunked))
+
+    with pytest.raises(requests.exceptions.ChunkedEncodingError, match="IncompleteRead"):
+        get(ecb, format="csvdata")
+    assert get(ecb, format="csvdata").content == CSV_SAMPLE.read_bytes()
+
+
 def test_cli_prints_its_url_and_stops_on_ctrl_c():
     repo_root = Path(__file__).resolve().parents[2]
     process = subprocess.Popen(

@@ -273,6 +273,16 @@ def test_injected_status_fault_then_recovery(store):
     assert get(store, "/products", tokens).status_code == 200
 
 
+@pytest.mark.parametrize("chunked", [False, True], ids=["content-length", "chunked"])
+def test_cut_short_fault_breaks_the_answer_off_then_service_resumes(store, chunked):
+    tokens = login(store)
+    store.inject(Fault.cut_short(chunked), path="/products")
+
+    with pytest.raises(requests.exceptions.ChunkedEncodingError, match="IncompleteRead"):
+        get(store, "/products", tokens)
+    assert get(store, "/products", tokens).json() == sample_products()
+
+
 def test_unsupported_fault_is_refused(store):
     with pytest.raises(TypeError):
         store.inject(Fault.wrong_shape())

@@ -201,6 +201,31 @@ def test_faults_from_nvd(hotmart):
         history(hotmart, token).json()
 
 
+@pytest.mark.parametrize("chunked", [False, True], ids=["content-length", "chunked"])
+def test_cut_short_fault_breaks_an_api_answer_off_then_service_resumes(hotmart, chunked):
+    token = hotmart.issue_token()
+    whole = history(hotmart, token).content
+    hotmart.inject(Fault.cut_short(chunked))
+
+    with pytest.raises(requests.exceptions.ChunkedEncodingError, match="IncompleteRead"):
+        history(hotmart, token)
+    assert history(hotmart, token).content == whole
+
+
+def test_faults_for_the_token_endpoint_leave_the_api_alone(hotmart):
+    hotmart.inject(Fault.cut_short(), token_endpoint=True)
+
+    assert history(hotmart, hotmart.issue_token()).status_code == 200
+    with pytest.raises(requests.exceptions.ChunkedEncodingError, match="IncompleteRead"):
+        get_token(hotmart)
+    assert get_token(hotmart).json()["token_type"] == "bearer"
+
+
+def test_a_wrong_shape_fault_is_refused_for_the_token_endpoint(hotmart):
+    with pytest.raises(ValueError, match="no items"):
+        hotmart.inject(Fault.wrong_shape(), token_endpoint=True)
+
+
 @pytest.mark.parametrize("endpoint", ["sales/users", "sales/commissions", "sales/price/details"])
 def test_other_endpoints_follow_the_history_filters(hotmart, endpoint):
     generated = hotmart.generate_items(5, seed=9, start_ms=WINDOW_START, end_ms=WINDOW_START + DAY_MS)

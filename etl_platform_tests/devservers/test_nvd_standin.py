@@ -11,12 +11,13 @@ import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from urllib.parse import urlencode
 
 import pytest
 import requests
 
 from etl_platform.devservers import NvdStandIn
-from etl_platform.devservers.nvd import Fault, sample_records
+from etl_platform.devservers.nvd import API_PATH, Fault, sample_records
 
 SAMPLE_DAY = {"lastModStartDate": "2023-10-18T00:00:00.000", "lastModEndDate": "2023-10-18T23:59:59.999"}
 EMPTY_DAY = {"lastModStartDate": "2025-06-01T00:00:00.000", "lastModEndDate": "2025-06-01T23:59:59.999"}
@@ -244,6 +245,54 @@ def test_truncated_fault_sends_half_the_json_with_honest_length(nvd):
     assert response.content.startswith(b'{"resultsPerPage": 38')
     with pytest.raises(ValueError):
         json.loads(response.content)
+
+
+def raw_get(server: NvdStandIn, **params) -> tuple[list[str], bytes]:
+    """(head lines, body) of one GET, read until the server closes the connection, with no client's checks."""
+    request = f"GET {API_PATH}?{urlencode(params)} HTTP/1.1\r\nHost: {server.host}\r\n\r\n"
+    received = b""
+    with socket.create_connection((server.host, server.port), timeout=5) as sock:
+        sock.sendall(request.encode())
+        while chunk := sock.recv(65536):
+            received += chunk
+    head, _, body = received.partition(b"\r\n\r\n")
+    return head.decode().split("\r\n"), body
+
+
+def without_timestamp(body: bytes) -> bytes:
+    return re.sub(rb'"timestamp": "[^"]*"', b'"timestamp": ""', body)
+
+
+def test_cut_short_fault_announces_the_whole_body_sends_half_and_hangs_up(nvd):
+    full = get(nvd, **SAMPLE_DAY).content
+    nvd.inject(Fault.cut_short())
+
+    head, body = raw_get(nvd, **SAMPLE_DAY)  # returns only because the server closed the connection
+
+    assert head[0] == "HTTP/1.1 200 OK"
+    assert f"Content-Length: {len(full)}" in head
+    assert without_timestamp(body) == without_timestamp(full[: len(full) // 2])
+
+
+def test_chunked_cut_short_fault_hangs_up_inside_a_chunk_sized_for_the_whole_body(nvd):
+    full = get(nvd, **SAMPLE_DAY).content
+    nvd.inject(Fault.cut_short(chunked=True))
+
+    head, body = raw_get(nvd, **SAMPLE_DAY)
+
+    assert "Transfer-Encoding: chunked" in head and not any(line.startswith("Content-Length") for line in head)
+    size, _, data = body.partition(b"\r\n")
+    assert int(size, 16) == len(full)
+    assert without_timestamp(data) == without_timestamp(full[: len(full) // 2])
+
+
+@pytest.mark.parametrize("chunked", [False, True], ids=["content-length", "chunked"])
+def test_a_cut_short_body_is_an_incomplete_read_for_requests_then_service_resumes(nvd, chunked):
+    nvd.inject(Fault.cut_short(chunked))
+
+    with pytest.raises(requests.exceptions.ChunkedEncodingError, match="IncompleteRead"):
+        get(nvd, **SAMPLE_DAY)
+    assert len(ids(get(nvd, **SAMPLE_DAY))) == SAMPLE_COUNT
 
 
 def test_wrong_shape_fault_omits_vulnerabilities(nvd):

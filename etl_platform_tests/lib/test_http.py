@@ -10,6 +10,7 @@ from datetime import datetime, timedelta, timezone
 from email.utils import format_datetime
 
 import pytest
+import requests
 
 from etl_platform.devservers import NvdStandIn
 from etl_platform.devservers.nvd import Fault
@@ -175,6 +176,41 @@ def test_connection_refused_is_retried_then_reported():
 
     with pytest.raises(SourceError, match=r"nvd: gave up after 2 attempts on http://127\.0\.0\.1.*ConnectionError"):
         client(attempts=2).get(f"http://127.0.0.1:{port}/")
+
+
+def without_timestamp(page: dict) -> dict:
+    return {key: value for key, value in page.items() if key != "timestamp"}  # NVD stamps every answer anew
+
+
+@pytest.mark.parametrize("chunked", [False, True], ids=["content-length", "chunked"])
+def test_a_body_cut_short_is_retried_and_read_whole(nvd, chunked):
+    whole = client().get(nvd.url, params=SAMPLE_DAY).json()
+    nvd.inject(Fault.cut_short(chunked))
+
+    response = client().get(nvd.url, params=SAMPLE_DAY)
+
+    assert without_timestamp(response.json()) == without_timestamp(whole)
+    assert len(nvd.requests) == 3  # the reference, the cut answer, the retry
+
+
+def test_bodies_cut_short_on_every_attempt_raise_source_error(nvd):
+    nvd.inject(Fault.cut_short(), times=2)
+
+    with pytest.raises(SourceError, match=r"nvd: gave up after 2 attempts on http://.*ChunkedEncodingError") as raised:
+        client(attempts=2).get(nvd.url, params=SAMPLE_DAY)
+    assert isinstance(raised.value.__cause__, requests.exceptions.ChunkedEncodingError)
+    assert len(nvd.requests) == 2
+
+
+def test_a_retry_after_a_body_cut_short_is_logged(nvd, caplog):
+    nvd.inject(Fault.cut_short())
+
+    with caplog.at_level(logging.WARNING, logger=http_lib.log.name):
+        client().get(nvd.url, params=SAMPLE_DAY)
+
+    [record] = [r for r in caplog.records if r.name == http_lib.log.name]
+    assert record.getMessage().startswith("nvd: attempt 1 failed (")
+    assert "IncompleteRead" in record.getMessage() and "retrying in " in record.getMessage()
 
 
 def test_every_attempt_passes_the_rate_limiter(nvd):

@@ -23,7 +23,13 @@ from pydantic import Field
 from tenacity import Retrying, retry_if_exception_type, stop_after_attempt
 
 from etl_platform.lib import settings
-from etl_platform.lib.http import HttpClient, RetryableStatus, SourceError, parse_retry_after
+from etl_platform.lib.http import (
+    RETRYABLE_TRANSPORT_ERRORS,
+    HttpClient,
+    RetryableStatus,
+    SourceError,
+    parse_retry_after,
+)
 
 ECB_API_URL = "https://data-api.ecb.europa.eu/service/data"
 ECB_HISTORY_URL = "https://www.ecb.europa.eu/stats/eurofxref/eurofxref-hist.zip"
@@ -62,10 +68,11 @@ class ApiHttp(HttpClient):
         passthrough: frozenset[int] = frozenset(),
         attempts: int | None = None,
     ) -> requests.Response:
+        attempts = attempts or self.attempts
         retrying = Retrying(
-            stop=stop_after_attempt(attempts or self.attempts),
+            stop=stop_after_attempt(attempts),
             wait=self._wait,
-            retry=retry_if_exception_type((RetryableStatus, requests.ConnectionError, requests.Timeout)),
+            retry=retry_if_exception_type((RetryableStatus, *RETRYABLE_TRANSPORT_ERRORS)),
             before_sleep=self._log_retry,
             reraise=True,
         )
@@ -73,13 +80,16 @@ class ApiHttp(HttpClient):
         try:
             return retrying(self._send_once, method, url, params, json, headers, passthrough, where)
         except RetryableStatus as error:
-            raise SourceError(f"{self.name}: gave up after {attempts or self.attempts} attempts: {error}") from error
-        except (requests.ConnectionError, requests.Timeout) as error:
-            raise SourceError(f"{self.name}: gave up on {where}: {type(error).__name__}: {error}") from error
+            raise SourceError(f"{self.name}: gave up after {attempts} attempts: {error}") from error
+        except RETRYABLE_TRANSPORT_ERRORS as error:
+            raise SourceError(
+                f"{self.name}: gave up after {attempts} attempts on {where}: {type(error).__name__}: {error}"
+            ) from error
 
     def _send_once(self, method, url, params, json, headers, passthrough, where) -> requests.Response:
         if self.rate_limiter is not None:
             self.rate_limiter.acquire()
+        # Not streamed: the body is read inside the attempt, so a body cut short is retried.
         response = self.session.request(method, url, params=params, json=json, headers=headers, timeout=self.timeout)
         status = response.status_code
         if status in passthrough:

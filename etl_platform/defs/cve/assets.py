@@ -1,12 +1,15 @@
 """Assets of the `cve` group: raw pages -> clean tables -> per-day diff -> warehouse tables."""
 
+from dataclasses import dataclass
 from datetime import date
 
+import numpy as np
 import orjson
 import pandas as pd
 import sqlalchemy as sa
 from dagster import (
     AssetCheckResult,
+    AssetCheckSeverity,
     AssetCheckSpec,
     AssetExecutionContext,
     AssetIn,
@@ -26,12 +29,13 @@ from upath import UPath
 from etl_platform.defs.cve import tables
 from etl_platform.defs.cve.diff import LOADABLE, change_rows, diff_day, known_versions
 from etl_platform.defs.cve.fetch import fetch_day
-from etl_platform.defs.cve.parse import parse_vulnerabilities
+from etl_platform.defs.cve.parse import parse_records, schema_drift
 from etl_platform.defs.cve.partitions import cve_daily, day_window
 from etl_platform.defs.cve.resources import NvdResource
 from etl_platform.defs.cve.schemas import CHANGE_KINDS, CLEAN_MODELS, CveDiffModel
 from etl_platform.lib.frame_checks import (
     KNOWN_PARENT_CHECK,
+    SCHEMA_CHECK,
     UNIQUE_KEY_CHECK,
     known_parent_check,
     schema_check,
@@ -39,7 +43,9 @@ from etl_platform.lib.frame_checks import (
     unique_key_check,
 )
 from etl_platform.lib.storage import StorageResource, frame_metadata
-from etl_platform.lib.typed_frames import typed_frame
+from etl_platform.lib import quarantine
+from etl_platform.lib.quarantine import Gate, QuarantineResource, Verdict
+from etl_platform.lib.typed_frames import typed_frame, typed_frame_and_failures
 from etl_platform.lib.upsert import merge
 from etl_platform.lib.warehouse import WarehouseResource
 
@@ -57,8 +63,10 @@ CHILD_CLEAN = {
     "cve_weaknesses": tables.cve_weakness,
     "cve_references": tables.cve_reference,
     "cve_cpe_matches": tables.cve_cpe_match,
+    "cve_ssvc": tables.cve_ssvc,
 }
 FOREIGN_KEY_CHECK = "foreign_keys_intact"
+DRIFT_CHECK = "schema_drift"
 
 
 def raw_folder(root: UPath, partition_key: str) -> UPath:
@@ -73,13 +81,20 @@ def raw_folder(root: UPath, partition_key: str) -> UPath:
     io_manager_key="json_io_manager",
     kinds={"json", "python"},
     owners=OWNERS,
+    check_specs=[
+        AssetCheckSpec(
+            DRIFT_CHECK,
+            asset=RAW_CVES,
+            description="every key of the day's records is one the parser models (WARN: new keys, with an example)",
+        )
+    ],
     description=(
         "CVEs last modified during the day, as NVD's API 2.0 sent them: one JSON file per page "
         "in the day's folder, plus this manifest (totalResults, pages, requests). A failed day "
-        "resumes from the pages it kept."
+        "resumes from the pages it kept. Keys the parser does not model are listed as schema_drift."
     ),
 )
-def raw_cves(context: AssetExecutionContext, nvd: NvdResource, storage: StorageResource) -> Output[dict]:
+def raw_cves(context: AssetExecutionContext, nvd: NvdResource, storage: StorageResource):
     root = storage.root()
     partition = context.partition_key
     folder = raw_folder(root, partition)
@@ -87,7 +102,12 @@ def raw_cves(context: AssetExecutionContext, nvd: NvdResource, storage: StorageR
     completed_before = root.joinpath(*RAW_CVES.path, f"{partition}.json").exists()
     day = fetch_day(nvd.client(context.log), folder, partition, day_window(partition), context.log, fresh=completed_before)
     manifest = day.manifest(source=nvd.resolved_url())
-    return Output(
+    drift: dict[str, dict] = {}
+    for name in manifest["pages"]:
+        schema_drift(orjson.loads((folder / name).read_bytes()).get("vulnerabilities") or (), drift)
+    if drift:
+        context.log.warning(f"{partition}: keys the parser does not model: {drift}")
+    yield Output(
         manifest,
         metadata={
             "dagster/row_count": day.records,
@@ -97,23 +117,81 @@ def raw_cves(context: AssetExecutionContext, nvd: NvdResource, storage: StorageR
             "resumed_pages": day.resumed_pages,
             "repaged": day.repaged,
             "folder": MetadataValue.path(str(folder)),
+            "schema_drift": MetadataValue.json(drift),
         },
+    )
+    yield AssetCheckResult(
+        check_name=DRIFT_CHECK,
+        passed=not drift,
+        severity=AssetCheckSeverity.WARN,
+        metadata={"unmodelled_keys": len(drift), "schema_drift": MetadataValue.json(drift)},
+        description=(
+            "keys the parser does not model (extend parse.py to keep them): "
+            + ", ".join(f"{path} (e.g. {seen['example']})" for path, seen in sorted(drift.items()))
+            if drift
+            else None
+        ),
     )
 
 
-def read_raw_day(root: UPath, manifest: dict) -> dict[str, pd.DataFrame]:
-    """Parse a day's kept pages one at a time into typed frames of every clean table."""
+@dataclass
+class CleanDay:
+    """A day's typed frames, the record each row comes from, and the gate's decision."""
+
+    frames: dict[str, pd.DataFrame]
+    verdict: Verdict
+    gate: Gate
+
+
+def read_raw_day(root: UPath, manifest: dict, max_bad_share: float = quarantine.DEFAULT_MAX_BAD_SHARE) -> CleanDay:
+    """Parse a day's kept pages one at a time into typed frames of every clean table, then gate them.
+
+    A record that cannot be parsed, holds a value its column cannot take or breaks a model's row
+    rule is rejected with every row it gave (the CVE and its children); the rest of the day stays.
+    """
     folder = raw_folder(root, manifest["partition"])
     parts: dict[str, list[pd.DataFrame]] = {name: [] for name in CLEAN_MODELS}
+    positions: dict[str, list[np.ndarray]] = {name: [] for name in CLEAN_MODELS}
+    unparsed: dict[int, list[str]] = {}
+    total = 0
     for name in manifest["pages"]:
-        page = orjson.loads((folder / name).read_bytes())
-        for table, rows in parse_vulnerabilities(page["vulnerabilities"]).items():
-            parts[table].append(typed_frame(rows, CLEAN_MODELS[table]))
+        items = orjson.loads((folder / name).read_bytes())["vulnerabilities"]
+        parsed = parse_records(items, total)
+        total += len(items)
+        unparsed.update(parsed.failures)
+        for table, rows in parsed.tables.items():
+            frame, bad = typed_frame_and_failures(rows, CLEAN_MODELS[table])
+            records = np.asarray(parsed.positions[table], dtype=np.int64)
+            for row, reasons in bad.items():
+                unparsed.setdefault(int(records[row]), []).extend(f"{table}.{reason}" for reason in reasons)
+            parts[table].append(frame)
+            positions[table].append(records)
+    gate = Gate(total, max_bad_share)
+    for record, reasons in unparsed.items():
+        gate.reject(record, reasons)
     # One table at a time, dropping its parts, so the day is never held twice.
-    return {
-        name: pd.concat(parts.pop(name), ignore_index=True) if parts[name] else typed_frame([], CLEAN_MODELS[name])
-        for name in list(parts)
-    }
+    frames, records = {}, {}
+    for table in CLEAN_MODELS:
+        frames[table] = pd.concat(parts.pop(table), ignore_index=True) if parts[table] else typed_frame([], CLEAN_MODELS[table])
+        records[table] = np.concatenate(positions.pop(table)) if positions[table] else np.empty(0, dtype=np.int64)
+        gate.check(table, CLEAN_MODELS[table], frames[table], records[table])
+    verdict = gate.verdict(lambda record: rejected_record(folder, manifest["pages"], record))
+    if not verdict.blocked:
+        frames = {table: gate.good(frame, records[table]) for table, frame in frames.items()}
+    return CleanDay(frames, verdict, gate)
+
+
+def rejected_record(folder: UPath, pages: list[str], record: int) -> tuple[str, dict]:
+    """A rejected record's key (its CVE id, or #position without one) and the item as NVD sent it."""
+    for name in pages:
+        items = orjson.loads((folder / name).read_bytes())["vulnerabilities"]
+        if record < len(items):
+            item = items[record]
+            cve = item.get("cve") if isinstance(item, dict) else None
+            cve_id = cve.get("id") if isinstance(cve, dict) else None
+            return (cve_id if isinstance(cve_id, str) and cve_id else f"#{record}"), item
+        record -= len(items)
+    raise IndexError(f"record {record} is not in the kept pages")
 
 
 @multi_asset(
@@ -137,12 +215,37 @@ def read_raw_day(root: UPath, manifest: dict) -> dict[str, pd.DataFrame]:
         for name in CHILD_CLEAN
     ],
 )
-def clean_cves(context: AssetExecutionContext, raw: dict, storage: StorageResource):
-    frames = read_raw_day(storage.root(), raw)
+def clean_cves(
+    context: AssetExecutionContext,
+    raw: dict,
+    storage: StorageResource,
+    warehouse: WarehouseResource,
+    quarantine_policy: QuarantineResource,
+):
+    day = read_raw_day(storage.root(), raw, quarantine_policy.max_bad_share)
+    frames, verdict = day.frames, day.verdict
+    kept = {}
+    if verdict.rejected and not verdict.blocked:
+        warehouse.ensure_tables(quarantine.metadata)
+        with warehouse.begin() as connection:
+            kept = quarantine.keep(
+                connection,
+                domain=GROUP,
+                asset=CLEAN["cves"],
+                partition=context.partition_key,
+                rejected=verdict.rejected,
+                run_id=context.run_id,
+            )
+        context.log.warning(f"{context.partition_key}: {len(verdict.rejected)} record(s) quarantined: {kept}")
     for name, frame in frames.items():
-        yield Output(frame, output_name=name, metadata=frame_metadata(frame))
-    for name, frame in frames.items():
-        yield schema_check(CLEAN[name], CLEAN_MODELS[name], frame)
+        metadata = frame_metadata(frame)
+        if name == "cves":
+            metadata |= {"quarantined": len(verdict.rejected) if not verdict.blocked else 0, **kept}
+        yield Output(frame, output_name=name, metadata=metadata)
+    # The record-level verdict on `cves`: WARN with what was set aside, ERROR (blocking) when the day is refused.
+    yield quarantine.gate_check(CLEAN["cves"], SCHEMA_CHECK, verdict, **day.gate.by_table["cves"])
+    for name in CHILD_CLEAN:
+        yield table_gate_check(CLEAN[name], day.gate.by_table[name], verdict)
     yield unique_key_check(CLEAN["cves"], frames["cves"], ["cve_id"])
     for name in CHILD_CLEAN:
         yield known_parent_check(CLEAN[name], frames[name], frames["cves"], "cve_key")
@@ -174,6 +277,20 @@ def cve_changes(context: AssetExecutionContext, cves: pd.DataFrame, warehouse: W
         metadata={**frame_metadata(diff), **{f"changes/{kind}": int(counts.get(kind, 0)) for kind in CHANGE_KINDS}},
     )
     yield schema_check(DIFF, CveDiffModel, diff)
+
+
+def table_gate_check(asset_key: AssetKey, counts: dict, verdict: Verdict) -> AssetCheckResult:
+    """A child table's rows against its model: their failures are counted in the records' verdict."""
+    failed = bool(counts["failing_rows"] or counts["structural"])
+    blocking = verdict.blocked and failed
+    return AssetCheckResult(
+        asset_key=asset_key,
+        check_name=SCHEMA_CHECK,
+        passed=not failed,
+        severity=AssetCheckSeverity.ERROR if blocking else AssetCheckSeverity.WARN,
+        metadata=counts,
+        description=(verdict.reason() if blocking else "its CVEs were quarantined") if failed else None,
+    )
 
 
 def column_schema(table: sa.Table) -> TableSchema:
@@ -213,14 +330,25 @@ def cve_tables(
     cve_weaknesses: pd.DataFrame,
     cve_references: pd.DataFrame,
     cve_cpe_matches: pd.DataFrame,
+    cve_ssvc: pd.DataFrame,
     diff: pd.DataFrame,
 ):
-    """Upsert the day's new and changed CVEs and their children, in one transaction."""
+    """Upsert the day's new and changed CVEs and their children, in one transaction.
+
+    Records of the day quarantined by an earlier run and loaded by this one are marked replayed
+    in the same transaction.
+    """
     day = date.fromisoformat(context.partition_key)
     loadable = diff.loc[diff["change"].isin(LOADABLE), "cve_key"]
-    children = dict(zip(CHILD_CLEAN.values(), (cve_metrics, cve_weaknesses, cve_references, cve_cpe_matches)))
+    children = dict(
+        zip(CHILD_CLEAN.values(), (cve_metrics, cve_weaknesses, cve_references, cve_cpe_matches, cve_ssvc))
+    )
     warehouse.ensure_tables(tables.metadata)
+    warehouse.ensure_tables(quarantine.metadata)
     with warehouse.begin() as connection:
+        replayed = quarantine.mark_replayed(
+            connection, domain=GROUP, asset=CLEAN["cves"], partition=context.partition_key, loaded_keys=cves["cve_id"]
+        )
         result = merge(
             connection,
             tables.cve,
@@ -236,6 +364,7 @@ def cve_tables(
             "updated": result.updated,
             "unchanged_or_older": result.unchanged,
             "day_cves": len(cves),
+            "replayed_from_quarantine": replayed,
             "warehouse": warehouse.redacted_url(),
         },
     )

@@ -8,6 +8,7 @@ from etl_platform.defs.cve import tables
 from etl_platform.defs.cve.assets import CLEAN, RAW_CVES, TABLES
 from etl_platform.defs.cve.diff import KEY_CHUNK
 from etl_platform.defs.cve.partitions import cve_daily, day_window
+from etl_platform.lib import quarantine
 from etl_platform.lib.warehouse import WarehouseResource
 
 RECONCILED = "reconciled_with_source"
@@ -43,8 +44,9 @@ def loaded_count(connection: sa.Connection, cves: pd.DataFrame, window) -> int:
     partitions_def=cve_daily,
     additional_ins={"raw": AssetIn(RAW_CVES), "cves": AssetIn(CLEAN["cves"])},
     description=(
-        "NVD's totalResults == records kept raw == rows clean == CVEs in the warehouse at this "
-        "version or newer. Mirrors go stale or short without anyone noticing; this notices."
+        "NVD's totalResults == records kept raw == rows clean + quarantined == CVEs in the warehouse "
+        "at this version or newer + quarantined. Mirrors go stale or short without anyone noticing; "
+        "this notices."
     ),
 )
 def cve_reconciled_with_source(
@@ -52,13 +54,16 @@ def cve_reconciled_with_source(
 ) -> AssetCheckResult:
     with warehouse.begin() as connection:
         loaded = loaded_count(connection, cves, day_window(context.partition_key))
+        quarantined = quarantine.open_count(connection, "cve", context.partition_key, CLEAN["cves"])
     counts = {
         "api_total_results": raw["total_results"],
         "raw_records": raw["records"],
         "clean_rows": len(cves),
         "warehouse_rows": loaded,
+        "quarantined": quarantined,
     }
-    passed = len(set(counts.values())) == 1
+    along = [raw["total_results"], raw["records"], len(cves) + quarantined, loaded + quarantined]
+    passed = len(set(along)) == 1
     return AssetCheckResult(
         passed=passed,
         severity=AssetCheckSeverity.ERROR,

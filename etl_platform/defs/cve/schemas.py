@@ -86,6 +86,9 @@ class CveCpeMatchModel(pa.DataFrameModel):
 
     cve_key: Series["Int64"] = pa.Field(gt=0, description="the CVE")
     configuration: Series[int] = pa.Field(ge=0, description="position of the configuration")
+    configuration_operator: Series[Text] = pa.Field(
+        nullable=True, description="AND / OR between the configuration's nodes"
+    )
     node: Series[int] = pa.Field(ge=0, description="position of the node in the configuration")
     node_operator: Series[Text] = pa.Field(nullable=True, description="AND / OR")
     node_negate: Series[bool] = pa.Field(description="node negated")
@@ -99,6 +102,24 @@ class CveCpeMatchModel(pa.DataFrameModel):
 
     class Config(_Strict):
         description = "CPE matches"
+
+
+class CveSsvcModel(pa.DataFrameModel):
+    """One row per SSVC assessment (CISA's decision points) of the CVE."""
+
+    cve_key: Series["Int64"] = pa.Field(gt=0, description="the CVE")
+    source: Series[Text] = pa.Field(nullable=True, description="who assessed it (an NVD source id)")
+    version: Series[Text] = pa.Field(description="SSVC version, e.g. 2.0.3")
+    role: Series[Text] = pa.Field(nullable=True, description="e.g. CISA Coordinator")
+    assessed_at: Series[UtcTimestamp] = pa.Field(nullable=True, description="when it was assessed (UTC)")
+    # Values are kept as sent (lower case): a decision point gaining a value must not quarantine a CVE.
+    exploitation: Series[Text] = pa.Field(nullable=True, description="none, poc or active")
+    automatable: Series[Text] = pa.Field(nullable=True, description="no or yes")
+    technical_impact: Series[Text] = pa.Field(nullable=True, description="partial or total")
+    raw: Series[Text] = pa.Field(description="the entry as NVD sent it (JSON)")
+
+    class Config(_Strict):
+        description = "SSVC assessments"
 
 
 class CveDiffModel(pa.DataFrameModel):
@@ -123,4 +144,5 @@ CLEAN_MODELS = {
     "cve_weaknesses": CveWeaknessModel,
     "cve_references": CveReferenceModel,
     "cve_cpe_matches": CveCpeMatchModel,
+    "cve_ssvc": CveSsvcModel,
 }

@@ -76,6 +76,11 @@ cve_cpe_match = _child(
     "cve_cpe_match",
     "One row per CPE match criterion of each CVE's configurations; replaced when the CVE changes.",
     sa.Column("configuration", sa.Integer, nullable=False),
+    sa.Column(
+        "configuration_operator",
+        sa.Text,
+        comment="AND / OR between the configuration's nodes (AND: vulnerable software on this platform)",
+    ),
     sa.Column("node", sa.Integer, nullable=False),
     sa.Column("node_operator", sa.Text),
     sa.Column("node_negate", sa.Boolean),
@@ -86,6 +91,19 @@ cve_cpe_match = _child(
     sa.Column("version_start_excluding", sa.Text),
     sa.Column("version_end_including", sa.Text),
     sa.Column("version_end_excluding", sa.Text),
+)
+cve_ssvc = _child(
+    "cve_ssvc",
+    "One row per SSVC assessment (CISA's Stakeholder-Specific Vulnerability Categorization, metrics.ssvcV*) "
+    "of each CVE; replaced when the CVE changes.",
+    sa.Column("source", sa.Text, comment="who assessed it (an NVD source id)"),
+    sa.Column("version", sa.Text, comment="SSVC version, e.g. 2.0.3"),
+    sa.Column("role", sa.Text, comment="e.g. CISA Coordinator"),
+    sa.Column("assessed_at", UTC_TIMESTAMP, comment="ssvcData.timestamp"),
+    sa.Column("exploitation", sa.Text, comment="none / poc / active"),
+    sa.Column("automatable", sa.Text, comment="no / yes"),
+    sa.Column("technical_impact", sa.Text, comment="partial / total"),
+    sa.Column("raw", sa.Text, nullable=False, comment="the entry as NVD sent it (JSON)"),
 )
 cve_change = sa.Table(
     "cve_change",
@@ -98,4 +116,4 @@ cve_change = sa.Table(
     comment="One row per CVE per day on which it was new or changed.",
 )
 
-CHILD_TABLES = (cve_metric, cve_weakness, cve_reference, cve_cpe_match)
+CHILD_TABLES = (cve_metric, cve_weakness, cve_reference, cve_cpe_match, cve_ssvc)

@@ -31,7 +31,13 @@ from dagster import ConfigurableResource
 from pydantic import Field
 
 from etl_platform.lib import settings
-from etl_platform.lib.http import RETRYABLE_STATUSES, HttpClient, RateLimiter, SourceError
+from etl_platform.lib.http import (
+    RETRYABLE_STATUSES,
+    RETRYABLE_TRANSPORT_ERRORS,
+    HttpClient,
+    RateLimiter,
+    SourceError,
+)
 
 SALES_API_URL = "https://developers.hotmart.com/payments/api/v1"
 SALES_AUTH_URL = "https://api-sec-vlc.hotmart.com/security/oauth/token"
@@ -167,13 +173,14 @@ class HotmartClient:
             self.token_requests += 1
             try:
                 # A session of its own: the API session's 401 hook and bearer header stay out of it.
+                # Not streamed: the body is read here, so a body cut short is retried like a reset.
                 response = requests.post(
                     self.auth_url,
                     params=params,
                     headers={"Authorization": f"Basic {basic}", "Accept": "application/json"},
                     timeout=self.http.timeout,
                 )
-            except (requests.ConnectionError, requests.Timeout) as error:
+            except RETRYABLE_TRANSPORT_ERRORS as error:
                 last = type(error).__name__  # its text would quote the URL, secret included
             else:
                 if response.status_code in (400, 401, 403):
