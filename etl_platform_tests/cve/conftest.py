@@ -70,6 +70,13 @@ def record(cve_id: str, last_modified: str, **changes) -> dict:
     return item
 
 
+def bad_score(cve_id: str) -> dict:
+    """A record of the sample day whose CVSS base score (12.5) breaks the model's 0..10 rule."""
+    bad = record(cve_id, "2023-10-18T23:00:00.000")
+    bad["cve"]["metrics"]["cvssMetricV31"][0]["cvssData"]["baseScore"] = 12.5
+    return bad
+
+
 def materialization_metadata(result: ExecuteInProcessResult, key: str) -> dict:
     """Metadata values of the materialization of asset `key` (e.g. "cve/tables/cve") in a run."""
     for event in result.get_asset_materialization_events():

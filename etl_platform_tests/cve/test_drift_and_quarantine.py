@@ -9,7 +9,7 @@ import sqlalchemy as sa
 
 from etl_platform.devservers.nvd import PAGE_2026, sample_records
 from etl_platform.lib.warehouse import engine_for
-from etl_platform_tests.cve.conftest import SAMPLE_DAY, check_results, record, table_counts
+from etl_platform_tests.cve.conftest import SAMPLE_DAY, bad_score, check_results, record, table_counts
 
 DAY_2026 = "2026-06-17"  # CVE-2023-1389, CVE-2026-1150, CVE-2026-1731: SSVC, `affected`, AND configurations
 
@@ -85,12 +85,6 @@ def test_the_configuration_operator_is_kept_with_each_cpe_match(run_day, records
         ("AND", 1, False),
     ]
     assert matches[1]["criteria"] == "cpe:2.3:h:totolink:lr350:-:*:*:*:*:*:*:*"
-
-
-def bad_score(cve_id: str) -> dict:
-    bad = record(cve_id, "2023-10-18T23:00:00.000")
-    bad["cve"]["metrics"]["cvssMetricV31"][0]["cvssData"]["baseScore"] = 12.5
-    return bad
 
 
 def test_one_invalid_record_is_quarantined_and_the_rest_of_the_day_loads(run_day, nvd, postgres_url):
