@@ -168,6 +168,18 @@ def test_throttling_and_server_errors_are_retried(run_day, nvd, postgres_url):
     assert len(nvd.requests) == 4
 
 
+def test_a_body_cut_short_is_fetched_again_and_the_day_loads_exactly(run_day, nvd, postgres_url):
+    nvd.inject(Fault.cut_short())
+    nvd.inject(Fault.cut_short(chunked=True))
+
+    result = run_day(warehouse_url=postgres_url)
+
+    assert result.success
+    assert table_counts(postgres_url) == SAMPLE_COUNTS
+    assert check_results(result)[("cve/tables/cve", "reconciled_with_source")]
+    assert len(nvd.requests) == 3
+
+
 def test_a_malformed_page_fails_the_partition_with_a_clear_error_and_loads_nothing(run_day, nvd, postgres_url):
     nvd.inject(Fault.malformed(), times=10)
 
