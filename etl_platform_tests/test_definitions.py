@@ -24,6 +24,7 @@ EXPECTED_ASSETS = [
     "cve/clean/cve_cpe_matches",
     "cve/clean/cve_metrics",
     "cve/clean/cve_references",
+    "cve/clean/cve_ssvc",
     "cve/clean/cve_weaknesses",
     "cve/clean/cves",
     "cve/diff/cve_changes",
@@ -33,6 +34,7 @@ EXPECTED_ASSETS = [
     "cve/tables/cve_cpe_match",
     "cve/tables/cve_metric",
     "cve/tables/cve_reference",
+    "cve/tables/cve_ssvc",
     "cve/tables/cve_weakness",
     "hr/reports/departments_above_mean",
     "hr/reports/hires_by_quarter",
@@ -97,6 +99,8 @@ def test_checks_and_schedules_are_registered():
     assert "cve/clean/cve_metrics:pandera_schema" in checks
     assert "cve/diff/cve_changes:pandera_schema" in checks
     assert "cve/tables/cve_metric:foreign_keys_intact" in checks
+    assert "cve/tables/cve_ssvc:foreign_keys_intact" in checks
+    assert "cve/raw/cves:schema_drift" in checks
     assert "ops/backup/hr_tables:restores_exactly" in checks
     assert sorted(s.name for s in repo.schedule_defs) == [
         "commerce_daily_schedule",
@@ -106,6 +110,7 @@ def test_checks_and_schedules_are_registered():
         "sales_schedule",
     ]
     assert "sales_sensor" in [s.name for s in repo.sensor_defs]
+    assert "replay_quarantine" in [job.name for job in repo.get_all_jobs()]
     assert "sales/tables/sale:every_fetched_sale_loaded" in checks
     assert "sales/clean/sales:pandera_schema" in checks
 
