@@ -11,6 +11,8 @@ Follows the documented behaviour recorded in ``samples/hotmart_sales/SOURCES.md`
 * cursor paging: ``max_results`` + opaque ``page_token`` (base64 JSON like Hotmart's);
   ``page_info.next_page_token`` is left out on the last page (or ``null`` with
   ``null_next_token=True``);
+* ``endpoints`` limits the endpoints served (an account or API without the others):
+  the rest answer 404;
 * the other endpoints serve their recorded examples; with ``start_date``, ``end_date`` or
   ``transaction_status`` they answer about the sales/history items those filters select
   (a recorded example per sale, under its transaction and product);
@@ -95,6 +97,12 @@ def recorded_items(endpoint: str = "sales/history") -> list[dict]:
     return items
 
 
+def _purchase(item: dict) -> dict:
+    """An item's ``purchase`` object; empty when an unvalidated item has none."""
+    purchase = item.get("purchase") if isinstance(item, dict) else None
+    return purchase if isinstance(purchase, dict) else {}
+
+
 def _transaction(item: dict) -> str | None:
     """The transaction code of an item of any sales endpoint."""
     if isinstance(item.get("purchase"), dict):
@@ -139,7 +147,8 @@ class HotmartStandIn(ServedInThread):
 
     ``items`` (sales/history items) default to the recorded ones; the other
     sales endpoints serve their recorded examples. ``token_ttl`` is the
-    ``expires_in`` (seconds) of issued tokens.
+    ``expires_in`` (seconds) of issued tokens. ``endpoints`` are the endpoints
+    served (default: all of ``ENDPOINTS``).
     """
 
     _thread_name = "hotmart-standin"
@@ -154,6 +163,7 @@ class HotmartStandIn(ServedInThread):
         null_next_token: bool = False,
         default_statuses: Collection[str] | None = DOCUMENTED_DEFAULT_STATUSES,
         date_field: str = "order_date",
+        endpoints: Collection[str] = tuple(ENDPOINTS),
         host: str = "127.0.0.1",
         port: int = 0,
     ):
@@ -165,6 +175,10 @@ class HotmartStandIn(ServedInThread):
         self.null_next_token = null_next_token
         self.default_statuses = None if default_statuses is None else frozenset(default_statuses)
         self.date_field = date_field
+        unknown = set(endpoints) - set(ENDPOINTS)
+        if unknown:
+            raise ValueError(f"unknown endpoint(s) {sorted(unknown)}; known: {sorted(ENDPOINTS)}")
+        self.endpoints = frozenset(endpoints)
         self._lock = threading.Lock()
         self._tokens: dict[str, float] = {}  # access token -> expiry (time.monotonic())
         self._faults: list[list] = []
@@ -201,14 +215,19 @@ class HotmartStandIn(ServedInThread):
 
     # ---- data
 
-    def set_items(self, items: list[dict]) -> None:
-        """Serve exactly these sales/history items (deep copies), sorted by date then transaction."""
+    def set_items(self, items: list[dict], validate: bool = True) -> None:
+        """Serve exactly these sales/history items (deep copies), sorted by date then transaction.
+
+        Each needs ``purchase.transaction``, unless ``validate=False``: then they are served as
+        they are, as a source that drifts sends them (without a transaction code, say).
+        """
         stored = [copy.deepcopy(item) for item in items]
-        for item in stored:
-            if not isinstance(item.get("purchase"), dict) or not item["purchase"].get("transaction"):
-                raise ValueError("a sales/history item needs purchase.transaction")
+        if validate:
+            for item in stored:
+                if not isinstance(item.get("purchase"), dict) or not item["purchase"].get("transaction"):
+                    raise ValueError("a sales/history item needs purchase.transaction")
         with self._lock:
-            self._items = sorted(stored, key=lambda i: (self._date(i) or 0, i["purchase"]["transaction"]))
+            self._items = sorted(stored, key=lambda i: (self._date(i) or 0, str(_purchase(i).get("transaction") or "")))
 
     @property
     def items(self) -> list[dict]:
@@ -261,7 +280,7 @@ class HotmartStandIn(ServedInThread):
         """Change a stored sale's ``purchase.status`` (e.g. to ``"REFUNDED"``)."""
         with self._lock:
             for item in self._items:
-                if item["purchase"]["transaction"] == transaction:
+                if _purchase(item).get("transaction") == transaction:
                     item["purchase"]["status"] = status
                     return
         raise KeyError(f"no sale with transaction {transaction!r}")
@@ -300,7 +319,7 @@ class HotmartStandIn(ServedInThread):
     # ---- internals
 
     def _date(self, item: dict) -> int | None:
-        value = item.get("purchase", {}).get(self.date_field)
+        value = _purchase(item).get(self.date_field)
         return value if isinstance(value, int) else None
 
     def _take_fault(self, token_endpoint: bool) -> AnyFault | None:
@@ -336,7 +355,7 @@ class HotmartStandIn(ServedInThread):
                 return _send_json(handler, 405, {"error": "method_not_allowed"})
             return self._token(handler, params)
         endpoint = url.path[len(API_PATH) + 1 :] if url.path.startswith(API_PATH + "/") else None
-        if endpoint not in ENDPOINTS or handler.command != "GET":
+        if endpoint not in self.endpoints or handler.command != "GET":
             return _send_json(handler, 404, {"error": "not_found", "error_description": f"no route {url.path}"})
         if not self._authorized(handler.headers.get("Authorization", "")):
             return _send_json(handler, 401, self._unauthorized)
@@ -420,13 +439,13 @@ class HotmartStandIn(ServedInThread):
                 return items
             selected = []
             for item in self._items:
-                purchase = item["purchase"]
+                purchase = _purchase(item)
                 moment = self._date(item)
                 if start is not None and (moment is None or moment < start):
                     continue
                 if end is not None and (moment is None or moment > end):
                     continue
-                if transaction and purchase["transaction"] != transaction:
+                if transaction and purchase.get("transaction") != transaction:
                     continue
                 if status:
                     if purchase.get("status") != status:
@@ -443,7 +462,7 @@ class HotmartStandIn(ServedInThread):
         """A recorded ``endpoint`` item (cycled) made to describe ``sale``: its transaction and product."""
         templates = self._other[endpoint]
         item = copy.deepcopy(templates[index % len(templates)])
-        item["transaction"] = sale["purchase"]["transaction"]
+        item["transaction"] = _purchase(sale).get("transaction")
         if "product" in item and isinstance(sale.get("product"), dict):
             item["product"] = copy.deepcopy(sale["product"])
         return item

@@ -10,9 +10,14 @@ Every domain passes its typed records through the same gate (`gate`):
   nothing is loaded and nothing is quarantined, the check fails with severity ERROR.
 
 A record stays quarantined (`replayed_at` null) until a later run of the same partition
-loads it: then it is marked replayed (`mark_replayed`, in the load's transaction). Re-running a partition whose record is still bad
-updates the open row (new reasons, run and time) instead of adding another, so
-`source total == loaded + open quarantined` holds per partition.
+loads it: then it is marked replayed (`mark_replayed`, in the load's transaction).
+Re-running a partition whose record is still bad updates the open row (new reasons, run and
+time) instead of adding another, so `source total == loaded + open quarantined` holds per
+partition.
+
+A source read in overlapping windows instead of partitions (sales) fetches a record again
+under a new window: with `across_partitions`, `keep` moves its open row to the new window and
+`mark_replayed` closes it whichever window it was set aside in.
 """
 
 from __future__ import annotations
@@ -192,21 +197,34 @@ def keep(
     partition: str | None,
     rejected: Sequence[Rejected],
     run_id: str | None,
+    across_partitions: bool = False,
 ) -> dict[str, int]:
-    """Keep a batch's rejected records; one still open from an earlier run is updated, not added again."""
+    """Keep a batch's rejected records; one still open from an earlier run is updated, not added again.
+
+    With `across_partitions`, an open record of another partition with the same id at the source is
+    that record too: it is moved to this partition (the window that fetched it last). A `#<position>`
+    key names a record only within its partition.
+    """
     now = datetime.now(timezone.utc)
     q = quarantine.c
-    open_rows = dict(connection.execute(sa.select(q.record_key, q.id).where(_open(domain, asset, partition))).all())
+    rows = connection.execute(
+        sa.select(q.record_key, q.id, q.partition).where(_open(domain, asset, partition, across_partitions))
+    )
+    open_rows = {
+        row.record_key: row.id for row in rows if row.partition == partition or not row.record_key.startswith("#")
+    }
     counts = {"quarantined_new": 0, "quarantined_again": 0}
     for row in rejected:
+        # The partition is set again too: a record matched in another partition moves to this one.
         values = {"payload": json_payload(row.payload), "reasons": row.reasons, "run_id": run_id, "quarantined_at": now}
+        values["partition"] = partition
         if row.record_key in open_rows:
             connection.execute(quarantine.update().where(q.id == open_rows[row.record_key]).values(**values))
             counts["quarantined_again"] += 1
         else:
             connection.execute(
                 quarantine.insert().values(
-                    domain=domain, asset="/".join(asset.path), partition=partition, record_key=row.record_key, **values
+                    domain=domain, asset="/".join(asset.path), record_key=row.record_key, **values
                 )
             )
             counts["quarantined_new"] += 1
@@ -214,13 +232,20 @@ def keep(
 
 
 def mark_replayed(
-    connection: sa.Connection, *, domain: str, asset: AssetKey, partition: str | None, loaded_keys: Iterable[Any]
+    connection: sa.Connection,
+    *,
+    domain: str,
+    asset: AssetKey,
+    partition: str | None,
+    loaded_keys: Iterable[Any],
+    across_partitions: bool = False,
 ) -> int:
-    """Close the open records of a partition that a run has now loaded; how many it closed."""
+    """Close the open records of a partition (of any, `across_partitions`) a run has now loaded; how many."""
     if not sa.inspect(connection).has_table(quarantine.name):
         return 0
     q = quarantine.c
-    open_rows = dict(connection.execute(sa.select(q.record_key, q.id).where(_open(domain, asset, partition))).all())
+    where = _open(domain, asset, partition, across_partitions)
+    open_rows = dict(connection.execute(sa.select(q.record_key, q.id).where(where)).all())
     if not open_rows:
         return 0
     ids = [open_rows[key] for key in {str(k) for k in loaded_keys} if key in open_rows]
@@ -229,10 +254,13 @@ def mark_replayed(
     return len(ids)
 
 
-def _open(domain: str, asset: AssetKey | None, partition: str | None) -> sa.ColumnElement[bool]:
+def _open(
+    domain: str, asset: AssetKey | None, partition: str | None, across_partitions: bool = False
+) -> sa.ColumnElement[bool]:
     q = quarantine.c
     where = (q.domain == domain) & q.replayed_at.is_(None)
-    where &= q.partition.is_(None) if partition is None else (q.partition == partition)
+    if not across_partitions:
+        where &= q.partition.is_(None) if partition is None else (q.partition == partition)
     if asset is not None:
         where &= q.asset == "/".join(asset.path)
     return where

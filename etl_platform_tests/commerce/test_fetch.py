@@ -6,7 +6,7 @@ from datetime import date
 
 import pytest
 
-from etl_platform.defs.commerce.parse import parse_products, parse_sdmx_csv
+from etl_platform.defs.commerce.parse import parse_sdmx_csv, store_items
 from etl_platform.defs.commerce.resources import EcbResource, FakeStoreResource, StoreAuthError
 from etl_platform.devservers.nvd import Fault
 from etl_platform_tests.commerce.conftest import SHOES, fast
@@ -41,7 +41,7 @@ def test_store_products_are_paged_with_offset_and_limit_until_a_short_page(store
 
     pages = client.product_pages(SHOES_ID)
 
-    assert [p["id"] for p in parse_products(pages)] == SHOES
+    assert [p["id"] for p in store_items(pages)] == SHOES
     offsets = [r["params"]["offset"] for r in store.requests if r["path"] == "/api/v1/products"]
     assert offsets == ["0", "2", "4"]
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from datetime import date
 from decimal import Decimal
 from pathlib import Path
@@ -12,15 +11,17 @@ import pytest
 from etl_platform.defs.commerce.parse import (
     ParseError,
     parse_eurofxref_history,
-    parse_products,
     parse_sdmx_csv,
     parse_sdmx_json,
     price_in_eur,
     rate_for_day,
+    read_products,
+    store_items,
     to_cents,
     typed,
+    typed_and_failures,
 )
-from etl_platform.defs.commerce.schemas import FxRateModel
+from etl_platform.defs.commerce.schemas import FxRateModel, ProductModel
 
 ECB = Path(__file__).resolve().parents[2] / "etl_platform" / "samples" / "ecb"
 STORE = Path(__file__).resolve().parents[2] / "etl_platform" / "samples" / "fake_store"
@@ -88,7 +89,7 @@ def test_a_usd_price_converts_at_usd_per_eur_half_even_to_the_cent():
 
 
 def test_recorded_products_parse_with_exact_prices_and_category_names():
-    products = parse_products([(STORE / "products_categoryId10_2025-10-17.json").read_bytes()])
+    products = read_products(store_items([(STORE / "products_categoryId10_2025-10-17.json").read_bytes()])).rows
 
     assert len(products) == 28
     assert {p["category"] for p in products} == {"category_B"}
@@ -98,14 +99,35 @@ def test_recorded_products_parse_with_exact_prices_and_category_names():
 def test_a_decimal_price_in_json_never_passes_through_a_float():
     page = b'[{"id": 1, "title": "t", "price": 0.1000000000000000055511151231257827}]'
 
-    assert parse_products([page])[0]["price_usd"] == Decimal("0.10")
+    assert read_products(store_items([page])).rows[0]["price_usd"] == Decimal("0.10")
 
 
-def test_a_product_without_a_number_for_a_price_is_refused_naming_it():
-    with pytest.raises(ParseError, match="product 7"):
-        parse_products([json.dumps([{"id": 7, "title": "t", "price": "abc"}]).encode()])
+@pytest.mark.parametrize(
+    ("item", "reason"),
+    [
+        ({"id": 7, "title": "t", "price": "abc"}, "price 'abc' is not a number"),
+        ({"id": 7, "title": "t", "price": "NaN"}, "price 'NaN' is not a finite number"),
+        ({"id": 7, "title": "t"}, "no 'price'"),
+        ({"title": "t", "price": 1}, "no 'id'"),
+        ("a product", "a JSON str, not an object"),
+    ],
+)
+def test_an_unreadable_product_is_reported_by_position_and_the_others_are_still_read(item, reason):
+    read = read_products([{"id": 1, "title": "a", "price": 1}, item, {"id": 3, "title": "c", "price": 3}])
+
+    assert [row["id"] for row in read.rows] == [1, 3] and read.positions == [0, 2]
+    assert list(read.unreadable) == [1] and reason in read.unreadable[1][0]
+
+
+def test_a_value_its_column_cannot_take_is_set_null_and_reported_by_row():
+    rows = [{"id": 1, "updated_at": "2024-06-07T10:00:00Z"}, {"id": "x1", "updated_at": "yesterday"}]
+
+    frame, failures = typed_and_failures(rows, ProductModel)
+
+    assert frame["id"].isna().tolist() == frame["updated_at"].isna().tolist() == [False, True]
+    assert list(failures) == [1] and [reason.split(":")[0] for reason in failures[1]] == ["id", "updated_at"]
 
 
 def test_a_page_that_is_not_a_list_is_refused():
     with pytest.raises(ParseError, match="expected a JSON list"):
-        parse_products([b'{"message": "Unauthorized"}'])
+        store_items([b'{"message": "Unauthorized"}'])

@@ -241,3 +241,26 @@ def test_other_endpoints_follow_the_history_filters(hotmart, endpoint):
     window = {"start_date": WINDOW_START, "end_date": WINDOW_START + DAY_MS}
     assert codes(**window, transaction_status="REFUNDED") == [generated[1]["purchase"]["transaction"]]
     assert len(codes(**window)) == 4  # the documented default: APPROVED and COMPLETE only
+
+
+def test_an_api_serving_only_some_endpoints_answers_404_on_the_others():
+    with HotmartStandIn(endpoints={"sales/history"}) as server:
+        token = server.issue_token()
+
+        def status(endpoint: str) -> int:
+            headers = {"Authorization": f"Bearer {token}"}
+            return requests.get(f"{server.api_url}/{endpoint}", headers=headers, timeout=10).status_code
+
+        assert status("sales/history") == 200
+        assert [status(e) for e in ("sales/users", "sales/commissions", "sales/price/details")] == [404, 404, 404]
+
+
+def test_items_a_drifting_source_sends_are_served_as_they_are_without_validation(hotmart):
+    keyless = {"purchase": {"order_date": WINDOW_START, "status": "APPROVED"}, "product": {"id": 1}}
+
+    hotmart.set_items([*recorded_items(), keyless], validate=False)
+
+    items = history(hotmart, hotmart.issue_token(), transaction_status="APPROVED").json()["items"]
+    assert keyless in items
+    with pytest.raises(ValueError, match="purchase.transaction"):
+        hotmart.set_items([keyless])

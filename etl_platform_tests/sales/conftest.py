@@ -107,4 +107,19 @@ def day(ms: int) -> str:
     return datetime.fromtimestamp(ms / 1000, tz=timezone.utc).isoformat()
 
 
+def check_evaluation(result: ExecuteInProcessResult, key: str, check: str):
+    """The evaluation of check `check` on asset `key` in a run."""
+    return next(
+        e for e in result.get_asset_check_evaluations() if e.asset_key.to_user_string() == key and e.check_name == check
+    )
+
+
+def quarantined(url: str) -> list[dict]:
+    """Every row of `quarantine` (none when the table does not exist), oldest first."""
+    with engine_for(url).connect() as connection:
+        if not sa.inspect(connection).has_table("quarantine"):
+            return []
+        return [dict(row) for row in connection.execute(sa.text("SELECT * FROM quarantine ORDER BY id")).mappings()]
+
+
 __all__ = ["RAW_SALES", "CLIENT_ID", "CLIENT_SECRET", "DAY_MS", "DAY0"]

@@ -1,4 +1,4 @@
-"""The 7-minute schedule, the sensor alternative, and the CLI run of `group:sales`."""
+"""The 7-minute schedule, the sensor alternative, the CLI run of `group:sales` and the opt-in endpoints."""
 
 from __future__ import annotations
 
@@ -9,15 +9,27 @@ import uuid
 from pathlib import Path
 
 import sqlalchemy as sa
-from dagster import DagsterRunStatus, RunRequest, SkipReason, build_schedule_context, build_sensor_context
+from dagster import (
+    AssetSelection,
+    DagsterRunStatus,
+    RunRequest,
+    SkipReason,
+    build_schedule_context,
+    build_sensor_context,
+)
 from dagster._core.storage.dagster_run import DagsterRun
 
+from etl_platform.definitions import defs
+from etl_platform.defs.sales.assets import CORE_ASSETS
 from etl_platform.defs.sales.fetch import CURSOR_KEY
 from etl_platform.defs.sales.resources import HotmartResource
 from etl_platform.defs.sales.schedules import JOB_NAME, sales_schedule
 from etl_platform.defs.sales.sensors import sales_sensor
+from etl_platform.devservers.hotmart import HotmartStandIn
 from etl_platform.lib.warehouse import engine_for
-from etl_platform_tests.sales.conftest import materialization
+from etl_platform_tests.sales.conftest import CLIENT_ID, CLIENT_SECRET, materialization
+
+DAGSTER = Path(sys.executable).parent / "dagster"
 
 
 def test_the_schedule_runs_every_7_minutes_from_the_cursor(run_sales, postgres_url):
@@ -48,20 +60,37 @@ def test_the_sensor_never_starts_a_second_run_while_one_is_in_flight(run_sales):
     assert not sales_sensor(context).run_requests
 
 
-def test_the_cli_materializes_the_group_into_the_configured_warehouse(sales_env, postgres_url, tmp_path):
-    env = {**sales_env, "ETL_WAREHOUSE_URL": postgres_url, "DAGSTER_HOME": str(tmp_path / "dagster_home")}
-    os.makedirs(env["DAGSTER_HOME"])
-    dagster = Path(sys.executable).parent / "dagster"
-
-    run = subprocess.run(
-        [str(dagster), "asset", "materialize", "-m", "etl_platform.definitions", "--select", "group:sales"],
-        env={**os.environ, **env}, capture_output=True, text=True, timeout=300,
-    )
+def test_the_documented_cli_command_needs_only_sales_history(sales_env, postgres_url, tmp_path):
+    home = tmp_path / "dagster_home"
+    home.mkdir()
+    (home / "dagster.yaml").write_text("")
+    with HotmartStandIn(client_id=CLIENT_ID, client_secret=CLIENT_SECRET, endpoints={"sales/history"}) as history_only:
+        env = {
+            **sales_env,
+            "SALES_API_URL": history_only.api_url,
+            "SALES_AUTH_URL": history_only.auth_url,
+            "ETL_WAREHOUSE_URL": postgres_url,
+            "DAGSTER_HOME": str(home),
+        }
+        run = subprocess.run(
+            [str(DAGSTER), "asset", "materialize", "-m", "etl_platform.definitions", "--select", "group:sales"],
+            env={**os.environ, **env}, capture_output=True, text=True, timeout=300,
+        )
 
     assert run.returncode == 0, run.stderr[-3000:]
     with engine_for(postgres_url).connect() as connection:
         assert connection.execute(sa.text("SELECT count(*) FROM sale")).scalar_one() == 2
     flat = Path(sales_env["ETL_HOME"]) / "storage" / "sales" / "flat"
-    assert {p.name for p in flat.glob("*.parquet")} == {
-        "sales.parquet", "sale_users.parquet", "sale_commissions.parquet", "sale_price_details.parquet"
+    assert {p.name for p in flat.glob("*.parquet")} == {"sales.parquet"}
+
+
+def test_the_opt_in_endpoints_are_a_group_of_their_own():
+    graph = defs.get_repository_def().asset_graph
+
+    def group(name: str) -> set[str]:
+        return {key.to_user_string() for key in AssetSelection.groups(name).resolve(graph)}
+
+    assert group("sales_extra") == {
+        "sales/flat/sale_users", "sales/flat/sale_commissions", "sales/flat/sale_price_details"
     }
+    assert group("sales") == {key.to_user_string() for key in CORE_ASSETS}

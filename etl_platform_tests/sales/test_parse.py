@@ -9,7 +9,7 @@ from decimal import Decimal
 import pandas as pd
 import pytest
 
-from etl_platform.defs.sales.parse import arrow_decimals, flat_sales, typed_sales
+from etl_platform.defs.sales.parse import arrow_decimals, flat_sales, typed_sales, typed_sales_and_failures
 from etl_platform.defs.sales.schemas import SaleModel
 from etl_platform.devservers.hotmart import recorded_items
 from etl_platform.lib.typed_frames import TypingError
@@ -76,6 +76,36 @@ def test_a_bad_amount_is_refused_clearly():
     sale["purchase"]["price"]["value"] = "forty-nine"
     with pytest.raises(TypingError, match="purchase_price_value"):
         typed_sales(flat_sales([sale]))
+
+
+def test_a_value_its_column_cannot_take_is_set_null_and_reported_with_its_position():
+    sale = copy.deepcopy(LIVE)
+    sale["purchase"]["price"]["value"] = "forty-nine"
+
+    typed = typed_sales_and_failures(flat_sales([DOCS, sale]))
+
+    assert typed.failures == {1: ["purchase_price_value: 'forty-nine' is not an amount"]}
+    assert typed.records.tolist() == [0, 1] and pd.isna(typed.frame.loc[1, "purchase_price_value"])
+
+
+def test_a_sale_without_a_transaction_code_is_left_out_of_the_frame_and_reported():
+    sale = copy.deepcopy(LIVE)
+    del sale["purchase"]["transaction"]
+
+    typed = typed_sales_and_failures(flat_sales([sale, DOCS]))
+
+    assert typed.frame["purchase_transaction"].tolist() == ["HP12455690122399"] and typed.records.tolist() == [1]
+    assert typed.failures == {0: ["no purchase.transaction"]} and typed.total == 2
+
+
+def test_a_sale_listed_twice_is_judged_once_as_listed_last():
+    bad = copy.deepcopy(LIVE)
+    bad["purchase"]["price"]["value"] = "forty-nine"
+
+    typed = typed_sales_and_failures(flat_sales([bad, DOCS, LIVE]))
+
+    assert (typed.total, typed.duplicates, typed.failures) == (2, 1, {})
+    assert typed.records.tolist() == [1, 2]
 
 
 def test_no_sales_give_an_empty_frame_with_the_declared_columns():

@@ -3,9 +3,12 @@
     commerce/raw/fx_rates -> commerce/clean/fx_rates -> commerce/tables/fx_rate
     commerce/raw/products -> commerce/clean/products -> commerce/diff/product_changes
         -> commerce/tables/product, commerce/tables/product_price_history
+    (a product the store sends broken is set aside in `quarantine`; the rest of its day loads)
     ops/history/fx_rates (not partitioned): every currency since 1999 -> fx_rate, one request
 """
 
+from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import date, datetime, timezone
 
 import pandas as pd
@@ -30,21 +33,34 @@ from dagster import (
 from upath import UPath
 
 from etl_platform.defs.commerce import tables
-from etl_platform.defs.commerce.diff import LOADABLE, PRESENT, diff_products, priced, warehouse_baseline
+from etl_platform.defs.commerce.diff import (
+    LISTED,
+    LOADABLE,
+    PRESENT,
+    QUARANTINED,
+    diff_products,
+    priced,
+    warehouse_baseline,
+)
 from etl_platform.defs.commerce.parse import (
+    listed_ids,
     parse_eurofxref_history,
-    parse_products,
     parse_sdmx_csv,
     parse_sdmx_json,
+    product_key,
     published,
     rate_for_day,
+    read_products,
+    store_items,
     typed,
+    typed_and_failures,
 )
 from etl_platform.defs.commerce.partitions import PREVIOUS_DAY, commerce_daily, lookback_window
 from etl_platform.defs.commerce.resources import EcbResource, FakeStoreResource
 from etl_platform.defs.commerce.schemas import CHANGE_KINDS, FxRateModel, ProductChangeModel, ProductModel
-from etl_platform.lib import scd2
-from etl_platform.lib.frame_checks import schema_check, schema_check_spec
+from etl_platform.lib import quarantine, scd2
+from etl_platform.lib.frame_checks import SCHEMA_CHECK, schema_check, schema_check_spec
+from etl_platform.lib.quarantine import Gate, QuarantineResource, Verdict
 from etl_platform.lib.storage import StorageResource, frame_metadata, write_bytes
 from etl_platform.lib.upsert import merge
 from etl_platform.lib.warehouse import WarehouseResource
@@ -197,7 +213,7 @@ def raw_products(context: AssetExecutionContext, store: FakeStoreResource, stora
     for number, body in enumerate(pages):
         files.append(f"page-{number:04d}.json")
         write_bytes(folder / files[-1], body)
-    count = len(parse_products(pages))
+    count = len(store_items(pages))  # every item sent: one the parser cannot read is quarantined, not lost
     manifest = {
         "partition": context.partition_key,
         "source": store.resolved_url(),
@@ -219,6 +235,62 @@ def raw_products(context: AssetExecutionContext, store: FakeStoreResource, stora
     return Output(manifest, metadata=metadata)
 
 
+def raw_pages(root: UPath, manifest: dict) -> list[bytes]:
+    """The day's product pages, as the store sent them."""
+    folder = raw_folder(root, RAW_PRODUCTS, manifest["partition"])
+    return [(folder / name).read_bytes() for name in manifest["pages"]]
+
+
+@dataclass
+class ProductDay:
+    """The day's products, typed and gated: the frame to pass on, the gate's decision, its counts."""
+
+    frame: pd.DataFrame
+    verdict: Verdict
+    counts: dict
+
+
+def read_product_day(pages: Sequence[bytes], max_bad_share: float = quarantine.DEFAULT_MAX_BAD_SHARE) -> ProductDay:
+    """Type the day's products and gate them, product by product.
+
+    One the parser cannot read, with a value its column cannot take, or breaking a ProductModel
+    row rule is rejected; the frame keeps the others (every row when the day is blocked: then
+    nothing of it loads anyway).
+    """
+    items = store_items(pages)
+    read = read_products(items)
+    frame, untyped = typed_and_failures(read.rows, ProductModel)
+    gate = Gate(len(items), max_bad_share)
+    for position, reasons in read.unreadable.items():
+        gate.reject(position, reasons)
+    for row, reasons in untyped.items():
+        gate.reject(read.positions[row], reasons)
+    gate.check("products", ProductModel, frame, read.positions)
+    # Payloads from the items with plain JSON numbers: as the store sent them, not as Decimal text.
+    sent = store_items(pages, parse_float=float)
+    verdict = gate.verdict(lambda position: (product_key(sent[position], position), sent[position]))
+    kept = frame if verdict.blocked else gate.good(frame, read.positions)
+    return ProductDay(kept, verdict, gate.by_table["products"])
+
+
+def set_aside(context: AssetExecutionContext, warehouse: WarehouseResource, verdict: Verdict) -> dict[str, int]:
+    """Keep the day's rejected products in `quarantine`; none of a blocked day (nothing of it loads)."""
+    if verdict.blocked or not verdict.rejected:
+        return {}
+    warehouse.ensure_tables(quarantine.metadata)
+    with warehouse.begin() as connection:
+        kept = quarantine.keep(
+            connection,
+            domain=GROUP,
+            asset=CLEAN_PRODUCTS,
+            partition=context.partition_key,
+            rejected=verdict.rejected,
+            run_id=context.run_id,
+        )
+    context.log.warning(f"{context.partition_key}: quarantined products {sorted(verdict.rejected_keys)}: {kept}")
+    return kept
+
+
 @asset(
     key=CLEAN_PRODUCTS,
     ins={"raw": AssetIn(RAW_PRODUCTS)},
@@ -229,15 +301,23 @@ def raw_products(context: AssetExecutionContext, store: FakeStoreResource, stora
     owners=OWNERS,
     check_specs=[schema_check_spec(CLEAN_PRODUCTS, ProductModel)],
     description=(
-        f"{ProductModel.__doc__} Typed, prices as exact decimals (half-even to the cent), "
-        "checked against ProductModel."
+        f"{ProductModel.__doc__} Typed, prices as exact decimals (half-even to the cent), checked "
+        "against ProductModel. A product that breaks a row rule is quarantined (check WARN) and the "
+        "others go on; a structural failure, or more than the allowed share of bad products, blocks the day."
     ),
 )
-def clean_products(context: AssetExecutionContext, raw: dict, storage: StorageResource):
-    folder = raw_folder(storage.root(), RAW_PRODUCTS, raw["partition"])
-    frame = typed(parse_products([(folder / name).read_bytes() for name in raw["pages"]]), ProductModel)
-    yield Output(frame, metadata=frame_metadata(frame))
-    yield schema_check(CLEAN_PRODUCTS, ProductModel, frame)
+def clean_products(
+    context: AssetExecutionContext,
+    raw: dict,
+    storage: StorageResource,
+    warehouse: WarehouseResource,
+    quarantine_policy: QuarantineResource,
+):
+    day = read_product_day(raw_pages(storage.root(), raw), quarantine_policy.max_bad_share)
+    kept = set_aside(context, warehouse, day.verdict)
+    quarantined = 0 if day.verdict.blocked else len(day.verdict.rejected)
+    yield Output(day.frame, metadata={**frame_metadata(day.frame), "quarantined": quarantined, **kept})
+    yield quarantine.gate_check(CLEAN_PRODUCTS, SCHEMA_CHECK, day.verdict, **day.counts)
 
 
 def usd_per_eur(context, rates: pd.DataFrame, warehouse: WarehouseResource, day: date) -> tuple[date, object, str]:
@@ -269,6 +349,8 @@ def usd_per_eur(context, rates: pd.DataFrame, warehouse: WarehouseResource, day:
     key=DIFF,
     ins={
         "products": AssetIn(CLEAN_PRODUCTS),
+        # The ids the store listed, readable or not: a quarantined product is not a removed one.
+        "raw": AssetIn(RAW_PRODUCTS),
         "rates": AssetIn(CLEAN_FX),
         # The day before's diff holds the day before's products: the baseline. Missing for the
         # first day loaded (then the warehouse is the baseline); it orders backfills by date.
@@ -282,15 +364,18 @@ def usd_per_eur(context, rates: pd.DataFrame, warehouse: WarehouseResource, day:
     check_specs=[schema_check_spec(DIFF, ProductChangeModel)],
     description=(
         "Each product of the day priced in EUR at the day's rate (or the last one published before "
-        "it, whose date is kept), against the day before: new, changed, unchanged, or removed."
+        "it, whose date is kept), against the day before: new, changed, unchanged, removed, or "
+        "quarantined (still listed, set aside today: kept as it was)."
     ),
 )
 def product_changes(
     context: AssetExecutionContext,
     products: pd.DataFrame,
+    raw: dict,
     rates: pd.DataFrame,
     previous,
     warehouse: WarehouseResource,
+    storage: StorageResource,
 ):
     day = date.fromisoformat(context.partition_key)
     rate_date, rate, source = usd_per_eur(context, rates, warehouse, day)
@@ -300,7 +385,8 @@ def product_changes(
             baseline = warehouse_baseline(connection)
     else:
         baseline = previous
-    diff = diff_products(priced(products, rate_date, rate), baseline)
+    listed = listed_ids(store_items(raw_pages(storage.root(), raw)))
+    diff = diff_products(priced(products, rate_date, rate), baseline, listed)
     counts = diff["change"].value_counts()
     metadata = {
         **frame_metadata(diff),
@@ -334,8 +420,9 @@ def product_rows(diff: pd.DataFrame, day: date, active: set[int]) -> pd.DataFram
 
 
 def history_snapshot(diff: pd.DataFrame) -> pd.DataFrame:
-    present = diff[diff["change"].isin(PRESENT)]
-    return present[["id", *tables.HISTORY_COLUMNS]].rename(columns={"id": "product_id"})
+    """The listed products' prices; a quarantined product's last known ones keep its open row open."""
+    listed = diff[diff["change"].isin(LISTED)]
+    return listed[["id", *tables.HISTORY_COLUMNS]].rename(columns={"id": "product_id"})
 
 
 @multi_asset(
@@ -376,7 +463,9 @@ def product_tables(context: AssetExecutionContext, diff: pd.DataFrame, warehouse
     """The day's diff into `product` and `product_price_history`, in one transaction.
 
     A day older than the latest day loaded changes nothing: the warehouse keeps the newer state
-    (the history's watermark says which day that is).
+    (the history's watermark says which day that is). A quarantined product keeps its stored row
+    and open history row. Products of the day an earlier run quarantined and this one loads are
+    marked replayed in the same transaction.
     """
     day = date.fromisoformat(context.partition_key)
     warehouse.ensure_tables(tables.metadata)
@@ -393,13 +482,19 @@ def product_tables(context: AssetExecutionContext, diff: pd.DataFrame, warehouse
             loading = product_rows(diff, day, active)
             upserted = merge(connection, tables.product, loading)
             history = scd2.apply_snapshot(connection, tables.product_price_history, history_snapshot(diff), day)
+            loaded = diff.loc[diff["change"].isin(PRESENT), "id"]
+            replayed = quarantine.mark_replayed(
+                connection, domain=GROUP, asset=CLEAN_PRODUCTS, partition=context.partition_key, loaded_keys=loaded
+            )
             context.log.info(f"{day}: {upserted}; history {history}")
             results = {
                 "product": {
                     "inserted": upserted.inserted,
                     "updated": upserted.updated,
                     "removed": int(loading["removed_on"].notna().sum()),
-                    "listed": int(diff["change"].isin(PRESENT).sum()),
+                    "listed": int(diff["change"].isin(LISTED).sum()),
+                    "kept_while_quarantined": int((diff["change"] == QUARANTINED).sum()),
+                    "replayed_from_quarantine": replayed,
                     "warehouse": warehouse.redacted_url(),
                 },
                 "product_price_history": {k.split("/", 1)[1]: v for k, v in history.as_metadata().items()},

@@ -1,19 +1,29 @@
-"""Cross-asset checks of the `commerce` group: every product priced right, at a known rate."""
+"""Cross-asset checks of the `commerce` group: every product priced right, at a known rate, and
+every product the store listed on the day either loaded or quarantined."""
 
 from decimal import Decimal
 
 import pandas as pd
 import sqlalchemy as sa
-from dagster import AssetCheckExecutionContext, AssetCheckResult, AssetCheckSeverity, MetadataValue, asset_check
+from dagster import (
+    AssetCheckExecutionContext,
+    AssetCheckResult,
+    AssetCheckSeverity,
+    AssetIn,
+    MetadataValue,
+    asset_check,
+)
 
 from etl_platform.defs.commerce import tables
-from etl_platform.defs.commerce.assets import TABLES
+from etl_platform.defs.commerce.assets import CLEAN_PRODUCTS, GROUP, RAW_PRODUCTS, TABLES
 from etl_platform.defs.commerce.parse import price_in_eur
 from etl_platform.defs.commerce.partitions import commerce_daily
+from etl_platform.lib import quarantine
 from etl_platform.lib.warehouse import WarehouseResource
 
 PRICE_EUR_CHECK = "price_eur_matches_rate"
 HAS_RATE_CHECK = "every_product_has_a_rate"
+LISTED_CHECK = "every_listed_product_loaded"
 SHOWN_ROWS = 20
 
 
@@ -66,3 +76,32 @@ def every_product_has_a_rate(context: AssetCheckExecutionContext, warehouse: War
     if missing:
         metadata["products_without_rate"] = _rows(missing, ["id", "rate_date"])
     return AssetCheckResult(passed=not missing, severity=AssetCheckSeverity.ERROR, metadata=metadata)
+
+
+@asset_check(
+    asset=TABLES["product"],
+    name=LISTED_CHECK,
+    partitions_def=commerce_daily,
+    additional_ins={"raw": AssetIn(RAW_PRODUCTS), "products": AssetIn(CLEAN_PRODUCTS)},
+    description=(
+        "products the store listed on the day == clean products + quarantined ones, "
+        "and every clean product has its row in `product`: none is lost on the way"
+    ),
+)
+def every_listed_product_loaded(
+    context: AssetCheckExecutionContext, warehouse: WarehouseResource, raw: dict, products: pd.DataFrame
+) -> AssetCheckResult:
+    ids = [int(id_) for id_ in products["id"]]
+    p = tables.product.c
+    with warehouse.begin() as connection:
+        # A row, whatever its removed_on: a later day may have removed a product this day listed.
+        stored = connection.execute(sa.select(sa.func.count()).where(p.id.in_(ids))).scalar_one() if ids else 0
+        held = quarantine.open_count(connection, GROUP, context.partition_key, CLEAN_PRODUCTS)
+    counts = {"listed_at_source": raw["products"], "clean": len(ids), "in_product_table": stored, "quarantined": held}
+    passed = raw["products"] == len(ids) + held and stored == len(ids)
+    return AssetCheckResult(
+        passed=passed,
+        severity=AssetCheckSeverity.ERROR,
+        metadata=counts,
+        description=None if passed else f"products lost on the way: {counts}",
+    )

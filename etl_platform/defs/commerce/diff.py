@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from datetime import date
 from decimal import Decimal
 
@@ -14,6 +15,9 @@ from etl_platform.defs.commerce.tables import COMPARED, product
 
 PRESENT = ("new", "changed", "unchanged")
 LOADABLE = ("new", "changed")
+# Still listed at the source, but set aside today: neither loaded nor removed.
+QUARANTINED = "quarantined"
+LISTED = (*PRESENT, QUARANTINED)
 
 
 def priced(products: pd.DataFrame, rate_date: date, usd_per_eur: Decimal) -> pd.DataFrame:
@@ -38,9 +42,10 @@ def _records(frame: pd.DataFrame) -> dict:
     return {int(row["id"]): row for row in plain.to_dict("records")}
 
 
-def diff_products(today: pd.DataFrame, baseline: pd.DataFrame) -> pd.DataFrame:
-    """new (not listed before), changed (a compared column differs), unchanged, and removed
-    (listed before, missing today: kept with its last known values)."""
+def diff_products(today: pd.DataFrame, baseline: pd.DataFrame, listed: Collection[int]) -> pd.DataFrame:
+    """new (not listed before), changed (a compared column differs), unchanged, and, for a product
+    listed before but missing from today's rows: quarantined when the store still `listed` its id
+    (it was set aside, unreadable), else removed; both kept with their last known values."""
     before = _records(baseline[baseline["change"] != "removed"]) if len(baseline) else {}
     now = _records(today)
     changes = []
@@ -52,6 +57,8 @@ def diff_products(today: pd.DataFrame, baseline: pd.DataFrame) -> pd.DataFrame:
             changes.append("unchanged" if all(known[c] == row[c] for c in COMPARED) else "changed")
     columns = list(ProductChangeModel.to_schema().columns)
     rows = [row | {"change": change} for row, change in zip(now.values(), changes)]
-    rows += [row | {"change": "removed"} for key, row in before.items() if key not in now]
+    rows += [
+        row | {"change": QUARANTINED if key in listed else "removed"} for key, row in before.items() if key not in now
+    ]
     frame = typed(sorted(rows, key=lambda r: r["id"]), ProductChangeModel)
     return frame[columns].reset_index(drop=True)

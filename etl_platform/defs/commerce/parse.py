@@ -1,7 +1,8 @@
 """Pure functions of the `commerce` group: source bodies -> typed rows, rates, prices, frames.
 
 Numbers are read from the source's text straight into `Decimal` (JSON with `parse_float`,
-CSV as text): no value ever passes through a float.
+CSV as text): no value loaded ever passes through a float. (Only a quarantined product's payload,
+kept as JSON as the store sent it, holds plain JSON numbers.)
 """
 
 from __future__ import annotations
@@ -10,7 +11,9 @@ import csv
 import io
 import json
 import zipfile
-from collections.abc import Iterable, Sequence
+from collections import defaultdict
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
 from datetime import date
 from decimal import ROUND_HALF_EVEN, Decimal, InvalidOperation
 from typing import Any
@@ -19,6 +22,7 @@ import pandas as pd
 import pandera.pandas as pa
 
 from etl_platform.lib.http import SourceError
+from etl_platform.lib.typed_frames import TypingError
 
 CENT = Decimal("0.01")
 TEXT = pd.StringDtype("pyarrow")
@@ -150,27 +154,58 @@ def rate_for_day(rates: pd.DataFrame, day: date, base: str = "EUR", quote: str =
 # ---------------------------------------------------------------- store
 
 
-def parse_products(pages: Sequence[bytes]) -> list[dict]:
-    """Products of the kept pages, prices as exact decimals rounded half-even to the cent."""
-    rows = []
+def store_items(pages: Sequence[bytes], parse_float: Callable[[str], Any] = Decimal) -> list:
+    """Every item of the kept pages, in order; a page that is not a JSON list is refused as a whole.
+
+    Numbers become `Decimal` (exact prices); `parse_float=float` gives the items as plain JSON values.
+    """
+    items = []
     for number, page in enumerate(pages):
         try:
-            items = json.loads(page, parse_float=Decimal)
+            found = json.loads(page, parse_float=parse_float)
         except ValueError as error:
             raise ParseError(f"store products page {number}: not valid JSON ({error})") from error
-        if not isinstance(items, list):
-            raise ParseError(f"store products page {number}: expected a JSON list, got {type(items).__name__}")
-        for item in items:
-            rows.append(_product(item, number))
-    return rows
+        if not isinstance(found, list):
+            raise ParseError(f"store products page {number}: expected a JSON list, got {type(found).__name__}")
+        items.extend(found)
+    return items
 
 
-def _product(item: dict, page: int) -> dict:
+@dataclass
+class StoreProducts:
+    """The day's items read one by one: a row per readable product, the item it comes from, and why
+    each other item could not be read (by position)."""
+
+    rows: list[dict]
+    positions: list[int]
+    unreadable: dict[int, list[str]]
+
+
+def read_products(items: Sequence[Any]) -> StoreProducts:
+    """Rows of the items that are products; an unreadable one is reported, the others are still read."""
+    read = StoreProducts([], [], {})
+    for position, item in enumerate(items):
+        try:
+            read.rows.append(product_row(item))
+        except ParseError as error:
+            read.unreadable[position] = [str(error)]
+        else:
+            read.positions.append(position)
+    return read
+
+
+def product_row(item: Any) -> dict:
+    """One product as a row, its price exact and rounded half-even to the cent."""
+    if not isinstance(item, dict):
+        raise ParseError(f"unreadable product: a JSON {type(item).__name__}, not an object")
     try:
         category = item.get("category") or {}
         price = item["price"]
         if isinstance(price, bool) or not isinstance(price, (int, Decimal, str)):
             raise ValueError(f"price {price!r} is not a number")
+        price_usd = to_cents(price)
+        if not price_usd.is_finite():
+            raise ValueError(f"price {price!r} is not a finite number")
         return {
             "id": item["id"],
             "title": item["title"],
@@ -178,13 +213,33 @@ def _product(item: dict, page: int) -> dict:
             "description": item.get("description"),
             "category": category.get("name"),
             "category_id": category.get("id"),
-            "price_usd": to_cents(price),
+            "price_usd": price_usd,
             "images": json.dumps(item.get("images") or [], ensure_ascii=False),
             "created_at": item.get("creationAt"),
             "updated_at": item.get("updatedAt"),
         }
-    except (KeyError, ValueError, TypeError, InvalidOperation) as error:
-        raise ParseError(f"store products page {page}: product {item.get('id')!r} is malformed ({error})") from error
+    except KeyError as error:
+        raise ParseError(f"unreadable product: no {error.args[0]!r}") from error
+    except InvalidOperation as error:
+        raise ParseError(f"unreadable product: price {item.get('price')!r} is not a number") from error
+    except (ValueError, TypeError, AttributeError) as error:
+        raise ParseError(f"unreadable product: {error}") from error
+
+
+def product_key(item: Any, position: int) -> str:
+    """How a set-aside item is named: its product id, or `#position` when it has no usable one."""
+    key = item.get("id") if isinstance(item, dict) else None
+    usable = isinstance(key, (int, str)) and not isinstance(key, bool) and str(key).strip()
+    return str(key) if usable else f"#{position}"
+
+
+def listed_ids(items: Iterable[Any]) -> set[int]:
+    """The product ids the store listed, readable products or not."""
+    return {
+        item["id"]
+        for item in items
+        if isinstance(item, dict) and isinstance(item.get("id"), int) and not isinstance(item["id"], bool)
+    }
 
 
 # ---------------------------------------------------------------- frames
@@ -192,17 +247,51 @@ def _product(item: dict, page: int) -> dict:
 
 def typed(rows: Sequence[dict], model: type[pa.DataFrameModel]) -> pd.DataFrame:
     """The frame a model describes: Arrow text, nullable integers, UTC timestamps, and
-    `Decimal` / `date` objects kept as they are (object columns)."""
+    `Decimal` / `date` objects kept as they are (object columns). A value its column
+    cannot take raises `TypingError`."""
+    frame, failures = typed_and_failures(rows, model)
+    if failures:
+        position, reasons = next(iter(failures.items()))
+        raise TypingError(f"{len(failures)} row(s) hold values their columns cannot take; row {position}: {reasons}")
+    return frame
+
+
+def typed_and_failures(
+    rows: Sequence[dict], model: type[pa.DataFrameModel]
+) -> tuple[pd.DataFrame, dict[int, list[str]]]:
+    """Like `typed`, but a value its column cannot take is set null and reported by row position."""
     schema = model.to_schema()
     frame = pd.DataFrame.from_records(list(rows), columns=list(schema.columns))
+    failures: dict[int, list[str]] = defaultdict(list)
     for name, column in schema.columns.items():
         dtype = str(column.dtype)
-        if dtype.startswith("datetime64"):
-            frame[name] = pd.to_datetime(frame[name], utc=True, format="ISO8601").astype(UTC_NS)
-        elif dtype.startswith("string"):
-            frame[name] = frame[name].astype(TEXT)
-        elif dtype == "Int64":
-            frame[name] = frame[name].astype("Int64")
-        else:  # Decimal, date: exact Python objects
-            frame[name] = frame[name].astype(object).where(frame[name].notna(), None)
-    return frame
+        frame[name], refused = _typed_column(frame[name], dtype)
+        for position, value in refused.items():
+            failures[int(position)].append(f"{name}: {value!r} is not a {dtype} value")
+    return frame, dict(failures)
+
+
+def _typed_column(values: pd.Series, dtype: str) -> tuple[pd.Series, pd.Series]:
+    """The column as `dtype`, and the values it could not take (set null in it)."""
+    if dtype.startswith("datetime64"):
+        converted = pd.to_datetime(values, utc=True, format="ISO8601", errors="coerce").astype(UTC_NS)
+        return converted, values[converted.isna() & values.notna()]
+    if dtype.startswith("string"):
+        return values.astype(TEXT), values.iloc[:0]
+    if dtype == "Int64":
+        try:
+            return values.astype("Int64"), values.iloc[:0]
+        except (TypeError, ValueError):
+            # Some values are no integers: find them one by one, only on this (rare) path.
+            fits = values.map(_is_integer).astype(bool)
+            return values.where(fits, None).astype("Int64"), values[~fits]
+    # Decimal, date: exact Python objects, checked by the model.
+    return values.astype(object).where(values.notna(), None), values.iloc[:0]
+
+
+def _is_integer(value: Any) -> bool:
+    try:
+        pd.Series([value], dtype=object).astype("Int64")
+    except (TypeError, ValueError, OverflowError):
+        return False
+    return True

@@ -17,7 +17,7 @@ Day = pandas_engine.Date
 Money = Annotated[pandas_engine.Decimal, 12, 2, "ROUND_HALF_EVEN"]
 # ECB reference rates have at most 6 decimals and 7 significant digits (1999-2025).
 Rate = Annotated[pandas_engine.Decimal, 18, 6, "ROUND_HALF_EVEN"]
-CHANGE_KINDS = ["new", "changed", "unchanged", "removed"]
+CHANGE_KINDS = ["new", "changed", "unchanged", "removed", "quarantined"]
 
 
 class _Strict:
@@ -58,7 +58,8 @@ class ProductModel(pa.DataFrameModel):
 
 class ProductChangeModel(ProductModel):
     """Each product of the day, priced in EUR, against the day before: new, changed, unchanged,
-    or removed (listed the day before, missing now; with its last known values)."""
+    removed (listed the day before, missing now), or quarantined (listed the day before and still
+    listed, but unreadable today); the last two with their last known values."""
 
     price_eur: Series[Money] = pa.Field(ge=0, description="price_usd / rate, half-even to the cent")
     rate_date: Series[Day] = pa.Field(description="publication day of the EUR/USD rate used")

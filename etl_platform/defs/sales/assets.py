@@ -2,10 +2,15 @@
 
 Not partitioned: every run pulls from the cursor (the end of the last window loaded into
 `sale`, kept in that materialization's metadata) minus an overlap, to now; see `fetch.py`.
+A sale that breaks a row-level rule is quarantined under the run's window (an ISO-8601
+interval) and the rest of the run loads (`lib/quarantine.py`); a later run that loads it,
+the overlap having fetched it again, marks it replayed.
 """
 
 import io
+from collections.abc import Callable, Collection, Iterator
 from datetime import datetime, timedelta, timezone
+from typing import Any
 
 import orjson
 import pandas as pd
@@ -39,21 +44,32 @@ from etl_platform.defs.sales.fetch import (
     Window,
     run_window,
 )
-from etl_platform.defs.sales.parse import arrow_decimals, flat_sales, status_changes, typed_sales
+from etl_platform.defs.sales.parse import (
+    TypedSales,
+    arrow_decimals,
+    flat_sales,
+    status_changes,
+    transaction_code,
+    typed_sales_and_failures,
+)
 from etl_platform.defs.sales.resources import HotmartResource
 from etl_platform.defs.sales.schemas import CHANGE_KINDS, KEY, SaleChangeModel, SaleModel
+from etl_platform.lib import quarantine
 from etl_platform.lib.flatten import flatten
 from etl_platform.lib.frame_checks import (
+    SCHEMA_CHECK,
     UNIQUE_KEY_CHECK,
     schema_check,
     schema_check_spec,
     unique_key_check,
 )
+from etl_platform.lib.quarantine import Gate, QuarantineResource
 from etl_platform.lib.storage import StorageResource, frame_metadata, storage_root, write_bytes
 from etl_platform.lib.upsert import merge
 from etl_platform.lib.warehouse import WarehouseResource
 
 GROUP = "sales"
+EXTRA_GROUP = "sales_extra"  # the other endpoints: materialized only where a user selects them
 OWNERS = ["team:data-platform"]
 RAW_SALES = AssetKey([GROUP, "raw", "sales"])
 FLAT_SALES = AssetKey([GROUP, "flat", "sales"])
@@ -131,13 +147,41 @@ def raw_sales(
     )
 
 
+def page_items(manifest: dict) -> Iterator[list]:
+    """The items of each page a raw manifest lists, one page at a time, in order."""
+    folder = storage_root(manifest["folder"])
+    for name in manifest["pages"]:
+        yield orjson.loads((folder / name).read_bytes())["items"]
+
+
 def read_items(manifest: dict) -> list[dict]:
     """The items of every page a raw manifest lists, in order."""
-    folder = storage_root(manifest["folder"])
-    items: list[dict] = []
-    for name in manifest["pages"]:
-        items.extend(orjson.loads((folder / name).read_bytes())["items"])
-    return items
+    return [item for items in page_items(manifest) for item in items]
+
+
+def items_at(manifest: dict, positions: Collection[int]) -> dict[int, Any]:
+    """The items at these positions of the run (all pages in order), exactly as the API sent them."""
+    wanted, found, first = set(positions), {}, 0
+    for items in page_items(manifest) if wanted else ():
+        found.update((p, items[p - first]) for p in wanted if first <= p < first + len(items))
+        first += len(items)
+        if len(found) == len(wanted):
+            break
+    return found
+
+
+def fetched_sales(manifest: dict) -> int:
+    """Distinct sales in the raw pages: one per transaction code, plus each sale without one."""
+    codes: set[str] = set()
+    keyless = 0
+    for items in page_items(manifest):
+        for item in items:
+            code = transaction_code(item)
+            if code is None:
+                keyless += 1
+            else:
+                codes.add(code)
+    return len(codes) + keyless
 
 
 class FlatFilesConfig(Config):
@@ -178,7 +222,7 @@ def flat_sales_files(context: AssetExecutionContext, config: FlatFilesConfig, ra
 
 @asset(
     key=CLEAN_SALES,
-    ins={"flat": AssetIn(FLAT_SALES)},
+    ins={"flat": AssetIn(FLAT_SALES), "raw": AssetIn(RAW_SALES)},
     group_name=GROUP,
     io_manager_key="parquet_io_manager",
     kinds={"parquet", "pandas"},
@@ -190,14 +234,51 @@ def flat_sales_files(context: AssetExecutionContext, config: FlatFilesConfig, ra
     description=(
         f"{SaleModel.__doc__} Typed: epoch ms -> UTC timestamps, money as decimals, integers and "
         "booleans as such; fields the model does not declare are kept, typed from their values. "
-        "Checked against SaleModel."
+        "Checked against SaleModel: a sale without a transaction code, with a value its column cannot "
+        "take or breaking a row rule is quarantined (the check warns); more than the allowed share "
+        "(quarantine_policy.max_bad_share, default 5%) or a structural failure blocks the run."
     ),
 )
-def clean_sales(context: AssetExecutionContext, flat: pd.DataFrame):
-    frame, duplicates = typed_sales(flat)
-    yield Output(frame, metadata={**frame_metadata(frame), "duplicates_dropped": duplicates})
-    yield schema_check(CLEAN_SALES, SaleModel, frame)
+def clean_sales(
+    context: AssetExecutionContext,
+    flat: pd.DataFrame,
+    raw: dict,
+    warehouse: WarehouseResource,
+    quarantine_policy: QuarantineResource,
+):
+    typed = typed_sales_and_failures(flat)
+    gate = Gate(typed.total, quarantine_policy.max_bad_share)
+    for position, reasons in typed.failures.items():
+        gate.reject(position, reasons)
+    gate.check("sales", SaleModel, typed.frame, typed.records)
+    verdict = gate.verdict(rejected_sale(raw, typed, set(gate.reasons)))
+    frame = typed.frame if verdict.blocked else gate.good(typed.frame, typed.records)
+    kept = {}
+    if verdict.rejected and not verdict.blocked:
+        warehouse.ensure_tables(quarantine.metadata)
+        with warehouse.begin() as connection:
+            kept = quarantine.keep(
+                connection,
+                domain=GROUP,
+                asset=CLEAN_SALES,
+                partition=Window.of(raw).interval,
+                rejected=verdict.rejected,
+                run_id=context.run_id,
+                across_partitions=True,  # the overlap fetches a sale again under a later window
+            )
+        context.log.warning(f"{Window.of(raw).describe()}: {len(verdict.rejected)} sale(s) quarantined: {kept}")
+    quarantined = 0 if verdict.blocked else len(verdict.rejected)
+    metadata = {**frame_metadata(frame), "duplicates_dropped": typed.duplicates, "quarantined": quarantined, **kept}
+    yield Output(frame, metadata=metadata)
+    yield quarantine.gate_check(CLEAN_SALES, SCHEMA_CHECK, verdict, **gate.by_table["sales"])
     yield unique_key_check(CLEAN_SALES, frame, [KEY])
+
+
+def rejected_sale(raw: dict, typed: TypedSales, positions: Collection[int]) -> Callable[[int], tuple[str, Any]]:
+    """For the gate: a rejected sale's key (its transaction code, #position without one) and its item as sent."""
+    items = items_at(raw, positions)
+    codes = pd.Series(typed.frame[KEY].to_numpy(dtype=object), index=typed.records)
+    return lambda position: (codes.get(position) or f"#{position}", items[position])
 
 
 def known_statuses(connection: sa.Connection, keys: list[str]) -> dict[str, str | None]:
@@ -251,22 +332,42 @@ def column_schema(table: sa.Table) -> TableSchema:
     kinds={"sql", "postgres"},
     owners=OWNERS,
     check_specs=[
-        AssetCheckSpec(LOADED_CHECK, asset=SALE_TABLE, description="every sale of the run is in `sale` once")
+        AssetCheckSpec(
+            LOADED_CHECK,
+            asset=SALE_TABLE,
+            description=(
+                "every sale fetched in the run's window is in `sale` or quarantined: "
+                "fetched == loaded + quarantined"
+            ),
+        )
     ],
     metadata={"dagster/table_name": "sale", "dagster/column_schema": column_schema(tables.sale)},
     description=(
         f"{tables.sale.comment} Upserted on purchase_transaction by the generic merge with schema "
         "evolution: new source fields become new columns (listed in added_columns); an incompatible "
-        "type change fails the run before anything is loaded. Records the cursor for the next run."
+        "type change fails the run before anything is loaded. Records the cursor for the next run. "
+        "Quarantined sales it loads now are marked replayed, in the same transaction."
     ),
 )
 def sale_table(context: AssetExecutionContext, warehouse: WarehouseResource, sales: pd.DataFrame, raw: dict):
+    window = Window.of(raw)
+    fetched = fetched_sales(raw)  # counted again from the pages as sent, not from the layers it checks
     with warehouse.begin() as connection:
+        # A sale is quarantined under the window that last fetched it, not this one: any window matches.
+        replayed = quarantine.mark_replayed(
+            connection,
+            domain=GROUP,
+            asset=CLEAN_SALES,
+            partition=window.interval,
+            loaded_keys=sales[KEY],
+            across_partitions=True,
+        )
         result = merge(connection, tables.sale, arrow_decimals(sales), evolve_schema=True)
         current = sa.Table("sale", sa.MetaData(), autoload_with=connection)
         loaded = _loaded(connection, current, sales)
+        quarantined = quarantine.open_count(connection, GROUP, window.interval, CLEAN_SALES)
         total = connection.execute(sa.select(sa.func.count()).select_from(current)).scalar_one()
-    context.log.info(f"sale: {result}")
+    context.log.info(f"sale: {result}; {replayed} replayed from quarantine")
     cursor = max(raw["window_end_ms"], raw.get("cursor_before_ms") or 0)
     yield MaterializeResult(
         metadata={
@@ -276,6 +377,7 @@ def sale_table(context: AssetExecutionContext, warehouse: WarehouseResource, sal
             "added_columns": ", ".join(result.added_columns),
             "added_column_count": len(result.added_columns),
             "widened_columns": ", ".join(result.widened_columns),
+            "replayed_from_quarantine": replayed,
             "window_start": from_ms(raw["window_start_ms"]).isoformat(),
             "window_end": from_ms(raw["window_end_ms"]).isoformat(),
             CURSOR_KEY: cursor,
@@ -284,10 +386,13 @@ def sale_table(context: AssetExecutionContext, warehouse: WarehouseResource, sal
             "warehouse": warehouse.redacted_url(),
         }
     )
+    counts = {"fetched_sales": fetched, "run_sales": len(sales), "found_in_sale": loaded, "quarantined": quarantined}
+    passed = fetched == loaded + quarantined
     yield AssetCheckResult(
         check_name=LOADED_CHECK,
-        passed=loaded == len(sales),
-        metadata={"run_sales": len(sales), "found_in_sale": loaded},
+        passed=passed,
+        metadata=counts,
+        description=None if passed else f"fetched != found in sale + quarantined: {counts}",
     )
 
 
@@ -301,7 +406,8 @@ def _loaded(connection: sa.Connection, table: sa.Table, sales: pd.DataFrame) -> 
     return found
 
 
-# ---- the other sales endpoints, for the same window: assets a user materializes when wanted
+# ---- the other sales endpoints, for the same window: opt-in, in a group of their own. Not every
+# account or API serves them: `--select 'group:sales'` must run with `sales/history` alone.
 
 OTHER_ENDPOINTS = {
     "sale_users": ("sales/users", "participants of each sale (buyer, producer, affiliates) with documents and address"),
@@ -316,18 +422,19 @@ def other_endpoint_asset(entity: str, endpoint: str, what: str):
     @asset(
         key=key,
         ins={"raw": AssetIn(RAW_SALES)},
-        group_name=GROUP,
+        group_name=EXTRA_GROUP,
         io_manager_key="parquet_io_manager",
         kinds={"parquet", "pandas"},
         owners=OWNERS,
         description=(
             f"Hotmart `{endpoint}`: {what}, for the window of the last sales/history run, every status; "
             f"raw pages kept under sales/raw/{entity}/, flattened here (lists kept as JSON text). "
-            "Not in the 7-minute job: materialize it when wanted."
+            f"Opt-in (group {EXTRA_GROUP}, not in `group:sales` nor the 7-minute job): materialize it with "
+            f"--select 'group:{EXTRA_GROUP}' where the account serves `{endpoint}`."
         ),
     )
     def _other_endpoint(context: AssetExecutionContext, raw: dict, hotmart: HotmartResource, storage: StorageResource):
-        window = Window(raw["window_start_ms"], raw["window_end_ms"], raw.get("cursor_before_ms"))
+        window = Window.of(raw)
         folder = storage.root().joinpath(GROUP, "raw", entity, run_folder_name(window))
         fetched = fetch_window(hotmart.client(context.log), endpoint, window, folder)
         items = read_items(fetched.manifest(endpoint, hotmart.resolved_api_url()))

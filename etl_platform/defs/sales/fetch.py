@@ -63,6 +63,16 @@ class Window:
     def describe(self) -> str:
         return f"{from_ms(self.start_ms).isoformat()} .. {from_ms(self.end_ms).isoformat()}"
 
+    @property
+    def interval(self) -> str:
+        """The window as an ISO-8601 interval (`<start>/<end>`, UTC): the run's quarantine partition."""
+        return f"{from_ms(self.start_ms).isoformat()}/{from_ms(self.end_ms).isoformat()}"
+
+    @classmethod
+    def of(cls, manifest: dict) -> Window:
+        """The window a raw manifest was fetched for."""
+        return cls(manifest["window_start_ms"], manifest["window_end_ms"], manifest.get("cursor_before_ms"))
+
 
 def run_window(
     cursor_ms: int | None,

@@ -30,7 +30,7 @@ sales_job = define_asset_job(
     selection=AssetSelection.assets(*CORE_ASSETS),
     description=(
         "Hotmart sales from the cursor (minus the overlap) to now: raw pages, flattened files, typed "
-        "layer, upsert into `sale`. The other sales endpoints are not part of it."
+        "layer, upsert into `sale`. The other sales endpoints (group sales_extra) are not part of it."
     ),
 )
 
