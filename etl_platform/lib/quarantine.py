@@ -23,7 +23,7 @@ under a new window: with `across_partitions`, `keep` moves its open row to the n
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any
@@ -308,12 +308,3 @@ def gate_check(asset_key: AssetKey, check_name: str, verdict: Verdict, **extra: 
             else None
         ),
     )
-
-
-def merge_reasons(*parts: Mapping[Any, list[str]]) -> dict[Any, list[str]]:
-    """Reasons by record from several sources (parser, typing, each table's model), in order."""
-    merged: dict[Any, list[str]] = defaultdict(list)
-    for part in parts:
-        for key, reasons in part.items():
-            merged[key].extend(reasons)
-    return dict(merged)
