@@ -10,27 +10,31 @@ from fastapi import FastAPI, HTTPException
 from fastapi.concurrency import run_in_threadpool
 from pydantic import BaseModel, Field
 
-from etl_platform.api import cves, reports, tables
+from etl_platform.api import cves, quarantine, reports, tables
 from etl_platform.api.deps import Engine
 from etl_platform.defs.cve import tables as cve_tables
 from etl_platform.defs.hr import tables as hr_tables
+from etl_platform.lib import quarantine as quarantine_tables
 from etl_platform.lib import settings
-from etl_platform.lib.warehouse import engine_for, is_postgres
+from etl_platform.lib.warehouse import add_missing_columns, engine_for, is_postgres
 
 # The tables every router reads; created at startup when missing, so that an empty
 # warehouse answers with empty results rather than errors.
-WAREHOUSE_METADATA = (cve_tables.metadata, hr_tables.metadata)
+WAREHOUSE_METADATA = (cve_tables.metadata, hr_tables.metadata, quarantine_tables.metadata)
 CREATE_TABLES_LOCK = 0x65746C5F617069  # any constant key, the same in every worker
 
 
 def _create_tables(engine: sa.Engine) -> None:
-    """Create the missing tables; on Postgres under an advisory lock, so that the workers of
+    """Create the missing tables, and add the nullable columns a newer release declares (e.g.
+    `cve_cpe_match.configuration_operator`) that an older warehouse lacks, since the routers
+    select them; on Postgres under an advisory lock, so that the workers of
     `uvicorn --workers N` starting together on an empty warehouse do not race."""
     with engine.begin() as connection:
         if is_postgres(connection):
             connection.execute(sa.select(sa.func.pg_advisory_xact_lock(CREATE_TABLES_LOCK)))
         for metadata in WAREHOUSE_METADATA:
             metadata.create_all(connection, checkfirst=True)
+            add_missing_columns(connection, metadata)
 
 
 class Health(BaseModel):
@@ -54,16 +58,21 @@ def create_app(warehouse_url: str | None = None) -> FastAPI:
     app = FastAPI(
         title="etl-platform API",
         version="1.0.0",
-        description="Read access to the warehouse built by the etl-platform Dagster pipelines, "
-        "and batch ingestion into the HR tables.",
+        description="Read access to the warehouse built by the etl-platform Dagster pipelines "
+        "(and to the records their checks quarantined), and batch ingestion into the HR tables.",
         lifespan=lifespan,
     )
     app.include_router(cves.router, prefix="/api/v1")
     app.include_router(tables.router, prefix="/api/v1")
     app.include_router(reports.router, prefix="/api/v1")
+    app.include_router(quarantine.router, prefix="/api/v1")
 
     @app.get(
-        "/healthz", response_model=Health, tags=["ops"], summary="Liveness and warehouse check"
+        "/healthz",
+        response_model=Health,
+        tags=["ops"],
+        summary="Liveness and warehouse check",
+        responses={503: {"description": "the warehouse did not answer"}},
     )
     def healthz(engine: Engine) -> Health:
         """Answers `ok` once the warehouse has run a `SELECT 1`; 503 when it cannot."""

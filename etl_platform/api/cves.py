@@ -9,34 +9,30 @@ then the source name, so the choice is always the same.
 from __future__ import annotations
 
 import json
-from datetime import date, datetime, timezone
+from datetime import date, datetime
 from enum import Enum
 from typing import Annotated, Any
 
 import sqlalchemy as sa
 from fastapi import APIRouter, HTTPException, Path, Query
-from pydantic import (
-    AfterValidator,
-    BaseModel,
-    BeforeValidator,
-    Field,
-    PlainSerializer,
-    WithJsonSchema,
-)
+from pydantic import BaseModel, BeforeValidator, Field
 
+from etl_platform.api import paging
 from etl_platform.api.deps import Connection
+from etl_platform.api.values import UtcDateTime, as_utc, parsed_json
 from etl_platform.defs.cve.tables import (
     cve,
     cve_cpe_match,
     cve_metric,
     cve_reference,
+    cve_ssvc,
     cve_weakness,
 )
 
 router = APIRouter(tags=["cve"])
 
-CVE_ID_PATTERN = r"^[Cc][Vv][Ee]-\d{4}-\d{4,}$"
-MAX_LIMIT = 1000
+# [0-9], not \d: the validator's \d matches the digits of any script, JSON Schema's only 0-9.
+CVE_ID_PATTERN = r"^[Cc][Vv][Ee]-[0-9]{4}-[0-9]{4,}$"
 BEST_METRIC_RULE = (
     "The *best metric* of a CVE is the metric of the highest CVSS version present "
     "(4.0 > 3.1 > 3.0 > 2.0); within that version the `Primary` entry (NVD) wins over "
@@ -45,23 +41,6 @@ BEST_METRIC_RULE = (
 
 
 # --- serialisation ---------------------------------------------------------------------
-
-def _as_utc(value: datetime) -> datetime:
-    # SQLite hands back naive values (stored as UTC); Postgres aware ones in the session zone.
-    if value.tzinfo is None:
-        return value.replace(tzinfo=timezone.utc)
-    return value.astimezone(timezone.utc)
-
-
-UtcDateTime = Annotated[
-    datetime,
-    AfterValidator(_as_utc),
-    PlainSerializer(lambda value: value.isoformat(), return_type=str, when_used="json"),
-    WithJsonSchema(
-        {"type": "string", "format": "date-time", "example": "2024-03-10T12:00:00+00:00"}
-    ),
-]
-
 
 def _json_list(text: Any) -> list[Any]:
     """A JSON list stored as text (null -> []); text that is not JSON is kept as one entry."""
@@ -114,6 +93,11 @@ class Reference(BaseModel):
 
 class CpeMatch(BaseModel):
     configuration: int = Field(description="index of the configuration in the CVE record")
+    configuration_operator: str | None = Field(
+        None,
+        description="`AND` or `OR` between the configuration's nodes (`AND`: the vulnerable "
+        "software only on the platform of the other node); null when NVD states none",
+    )
     node: int = Field(description="index of the node within its configuration")
     node_operator: str | None = Field(None, description="`OR` or `AND` between the node's matches")
     node_negate: bool | None = Field(None, description="whether the node is negated")
@@ -130,6 +114,26 @@ class CpeMatch(BaseModel):
         None, description="highest affected version, included"
     )
     version_end_excluding: str | None = Field(None, description="first fixed version (excluded)")
+
+
+class Ssvc(BaseModel):
+    source: str | None = Field(None, description="who assessed it (an NVD source id)")
+    version: str | None = Field(None, description="SSVC version, e.g. `2.0.3`")
+    role: str | None = Field(None, description="the assessor's role, e.g. `CISA Coordinator`")
+    assessed_at: UtcDateTime | None = Field(None, description="when it was assessed (UTC)")
+    exploitation: str | None = Field(
+        None, description="state of exploitation: `none`, `poc` (proof of concept) or `active`"
+    )
+    automatable: str | None = Field(
+        None, description="whether an attacker can automate exploitation: `no` or `yes`"
+    )
+    technical_impact: str | None = Field(
+        None, description="control an exploit gains: `partial` or `total`"
+    )
+    raw: Any = Field(
+        description="the assessment as NVD sent it (a JSON object; deeper than 32 levels "
+        "is cut to `\"...\"`)"
+    )
 
 
 class CveSummary(BaseModel):
@@ -165,6 +169,10 @@ class CveDetail(CveSummary):
     references: list[Reference] = Field(description="references")
     cpe_matches: list[CpeMatch] = Field(
         description="affected products (CPE matches) of every configuration"
+    )
+    ssvc: list[Ssvc] = Field(
+        description="CISA's SSVC assessments (Stakeholder-Specific Vulnerability "
+        "Categorization), newest first"
     )
 
 
@@ -202,7 +210,10 @@ def _parse_since(value: Any) -> Any:
                 "e.g. 2024-03-01 or 2024-03-01T12:00:00+02:00"
             ) from error
     if isinstance(value, datetime):
-        return _as_utc(value)
+        try:
+            return as_utc(value)
+        except OverflowError:  # e.g. 0001-01-01T00:00+14:00 is in year 0 in UTC
+            raise ValueError("the datetime in UTC is outside years 1 to 9999") from None
     return value
 
 
@@ -222,6 +233,7 @@ SinceQuery = Annotated[
         examples=["2024-03-01", "2024-03-01T12:00:00+02:00"],
     ),
 ]
+OffsetQuery = paging.offset("matching CVEs")
 CveIdPath = Annotated[
     str,
     Path(pattern=CVE_ID_PATTERN, description="CVE id, any case, e.g. `CVE-2023-27314`"),
@@ -249,6 +261,13 @@ SUMMARY_COLUMNS = (
     cve.c.vuln_status,
 )
 BEST_COLUMNS = ("cvss_version", "base_score", "base_severity")
+SSVC_ORDER = (
+    cve_ssvc.c.assessed_at.is_(None),
+    cve_ssvc.c.assessed_at.desc(),
+    cve_ssvc.c.source,
+    cve_ssvc.c.role,
+    cve_ssvc.c.version,
+)
 
 
 def best_metrics(cve_keys: sa.Select | list[int]) -> sa.Subquery:
@@ -279,10 +298,8 @@ def list_cves(
     connection: Connection,
     severity: SeverityQuery = None,
     modified_since: SinceQuery = None,
-    limit: Annotated[
-        int, Query(ge=1, le=MAX_LIMIT, description=f"page size, 1 to {MAX_LIMIT}")
-    ] = 100,
-    offset: Annotated[int, Query(ge=0, description="number of matching CVEs to skip")] = 0,
+    limit: paging.Limit = paging.DEFAULT_LIMIT,
+    offset: OffsetQuery = 0,
 ) -> CvePage:
     filters: list[sa.ColumnElement[bool]] = []
     if modified_since is not None:
@@ -322,7 +339,7 @@ def _best_of(connection: sa.Connection, keys: list[int]) -> dict[int, dict[str, 
 @router.get(
     "/cves/{cve_id}",
     response_model=CveDetail,
-    summary="One CVE with its metrics, weaknesses, references and CPE matches",
+    summary="One CVE with its metrics, weaknesses, references, CPE matches and SSVC",
     description="The CVE as stored in the warehouse; `metrics` lists the best metric first. "
     + BEST_METRIC_RULE,
     responses={404: {"description": "no such CVE in the warehouse"}},
@@ -355,4 +372,8 @@ def get_cve(cve_id: CveIdPath, connection: Connection) -> CveDetail:
             cve_cpe_match.c.node,
             cve_cpe_match.c.criteria,
         ),
+        ssvc=[
+            {**assessment, "raw": parsed_json(assessment["raw"])}
+            for assessment in children(cve_ssvc, *SSVC_ORDER)
+        ],
     )

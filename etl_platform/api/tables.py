@@ -8,7 +8,8 @@ inserted in id order with `INSERT ... ON CONFLICT (id) DO NOTHING RETURNING id` 
 from a temporary stage filled by `COPY`), so an id taken by a concurrent batch between the
 check and the insert is rejected as a duplicate too, and every id is stored once. The rows
 inserted and the rejections logged to `ingest_rejections` (source `api`, the row as received)
-commit in one transaction.
+commit in one transaction. A row nested deeper than `MAX_DEPTH` levels is rejected before the
+rules see it (they, and the log, would recurse once per level), and logged clipped to that depth.
 
 Order of the checks: bearer token (401), table (404), body size and JSON shape (413, 422).
 """
@@ -25,14 +26,16 @@ from typing import Annotated, Any
 import orjson
 import pandas as pd
 import sqlalchemy as sa
-from fastapi import APIRouter, Depends, HTTPException, Path, Query, Request
+from fastapi import APIRouter, Depends, HTTPException, Path, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.exceptions import RequestValidationError
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import BaseModel, Field, ValidationError
 from sqlalchemy.dialects import postgresql, sqlite
 
+from etl_platform.api import paging
 from etl_platform.api.deps import Connection, Engine
+from etl_platform.api.values import MAX_DEPTH, clipped, deeper_than
 from etl_platform.defs.hr.rules import Rejection, check_rows, log_rejections, references
 from etl_platform.defs.hr.tables import INGESTED, ingest_rejections
 from etl_platform.lib import settings
@@ -44,7 +47,6 @@ router = APIRouter(tags=["tables"])
 TOKEN_VARIABLE = "ETL_API_TOKEN"
 MAX_ROWS = 1000
 MAX_BODY_BYTES = 16 * 1024 * 1024
-MAX_LIMIT = 1000
 SOURCE = "api"
 READABLE = {**INGESTED, ingest_rejections.name: ingest_rejections}
 # Transient conflicts between concurrent transactions (deadlock, serialization failure):
@@ -118,7 +120,17 @@ def _table(name: str, tables: dict[str, sa.Table]) -> sa.Table:
         ) from None
 
 
-TableName = Annotated[str, Path(description=f"one of: {', '.join(INGESTED)}")]
+def _table_path(tables: dict[str, sa.Table]) -> Any:
+    """The `table` path parameter: any text (an unknown table is a 404, not a 422), documented
+    as the enum of `tables` so that clients and generated requests know the names."""
+    names = list(tables)
+    return Annotated[
+        str, Path(description=f"one of: {', '.join(names)}", json_schema_extra={"enum": names})
+    ]
+
+
+TableName = _table_path(INGESTED)
+ReadableTableName = _table_path(READABLE)
 
 
 # --- POST rows -------------------------------------------------------------------------
@@ -210,26 +222,43 @@ def ingest(engine: sa.Engine, table: sa.Table, records: Sequence[dict[str, Any]]
 def _ingest(
     connection: sa.Connection, table: sa.Table, records: Sequence[dict[str, Any]]
 ) -> IngestResult:
-    checked = check_rows(table, records, _known_ids(connection, table, records))
-    rejected = {r.index for r in checked.rejections}
-    valid = [index for index in range(len(records)) if index not in rejected]
-    taken = _insert_new(connection, table, checked.rows)
-    # A reason may quote a field name as sent; Postgres text cannot hold a NUL character.
-    rejections = [
-        replace(r, reason=r.reason.replace("\x00", "\\x00")) if "\x00" in r.reason else r
+    positions, too_deep = _shallow(records)
+    shallow = [records[index] for index in positions] if too_deep else records
+    checked = check_rows(table, shallow, _known_ids(connection, table, shallow))
+    # check_rows numbers the rows it was given, the answer the rows as sent. A reason may quote
+    # a field name as sent; Postgres text cannot hold a NUL character.
+    rejections = too_deep + [
+        replace(r, index=positions[r.index], reason=r.reason.replace("\x00", "\\x00"))
         for r in checked.rejections
     ]
+    rejected = {r.index for r in rejections}
+    valid = [index for index in range(len(records)) if index not in rejected]
+    taken = _insert_new(connection, table, checked.rows)
     if taken:  # stored before, or by a concurrent batch since the check
         for index, row_id in zip(valid, checked.rows["id"].tolist()):
             if row_id in taken:
                 rejections.append(Rejection(index, records[index], f"duplicate id {row_id}"))
-        rejections.sort(key=lambda r: r.index)
+    rejections.sort(key=lambda r: r.index)
     log_rejections(connection, table.name, rejections, SOURCE)
     return IngestResult(
         accepted=len(valid) - len(taken),
         rejected=len(rejections),
         errors=[RowError(index=r.index, reason=r.reason) for r in rejections],
     )
+
+
+def _shallow(records: Sequence[dict[str, Any]]) -> tuple[list[int], list[Rejection]]:
+    """The positions of the rows nested at most MAX_DEPTH levels, and a rejection of each other
+    one (its payload clipped, so that logging it cannot recurse as deep)."""
+    positions, too_deep = [], []
+    for index, record in enumerate(records):
+        flat = all(type(value) not in (dict, list) for value in record.values())  # the usual row
+        if flat or not deeper_than(record, MAX_DEPTH):
+            positions.append(index)
+        else:
+            reason = f"row nested deeper than {MAX_DEPTH} levels"
+            too_deep.append(Rejection(index, clipped(record), reason))
+    return positions, too_deep
 
 
 def _known_ids(
@@ -322,6 +351,9 @@ def _ensure_stage(connection: sa.Connection, table: sa.Table) -> None:
 
 # --- GET a page ------------------------------------------------------------------------
 
+RowsOffset = paging.offset("rows")
+
+
 @router.get(
     "/tables/{table}",
     response_model=TablePage,
@@ -330,12 +362,10 @@ def _ensure_stage(connection: sa.Connection, table: sa.Table) -> None:
     responses={404: {"description": "not a readable table"}},
 )
 def get_rows(
-    table: Annotated[str, Path(description=f"one of: {', '.join(READABLE)}")],
+    table: ReadableTableName,
     connection: Connection,
-    limit: Annotated[
-        int, Query(ge=1, le=MAX_LIMIT, description=f"page size, 1 to {MAX_LIMIT}")
-    ] = 100,
-    offset: Annotated[int, Query(ge=0, description="number of rows to skip")] = 0,
+    limit: paging.Limit = paging.DEFAULT_LIMIT,
+    offset: RowsOffset = 0,
 ) -> TablePage:
     target = _table(table, READABLE)
     total = connection.execute(sa.select(sa.func.count()).select_from(target)).scalar_one()

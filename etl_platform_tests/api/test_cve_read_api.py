@@ -7,12 +7,21 @@ from collections.abc import Iterator
 from datetime import date, datetime, timezone
 
 import pytest
+import sqlalchemy as sa
 from fastapi.testclient import TestClient
 
 from etl_platform.api import create_app
 from etl_platform.defs.cve.parse import cve_key
-from etl_platform.defs.cve.tables import cve, cve_cpe_match, cve_metric, cve_reference, cve_weakness
+from etl_platform.defs.cve.tables import (
+    cve,
+    cve_cpe_match,
+    cve_metric,
+    cve_reference,
+    cve_ssvc,
+    cve_weakness,
+)
 from etl_platform.lib.warehouse import engine_for
+from etl_platform_tests.conftest import PG_ADMIN_URL
 
 UTC = timezone.utc
 
@@ -31,6 +40,7 @@ def _cpe_match(key, node, criteria, vulnerable, start_including=None, end_exclud
     return {
         "cve_key": key,
         "configuration": 0,
+        "configuration_operator": "AND",  # the widget is vulnerable when it runs on the OS
         "node": node,
         "node_operator": "OR",
         "node_negate": False,
@@ -40,6 +50,42 @@ def _cpe_match(key, node, criteria, vulnerable, start_including=None, end_exclud
         "version_start_including": start_including,
         "version_end_excluding": end_excluding,
     }
+
+
+CISA_ADP = "134c704f-9b21-4f2e-91b3-4a467353bcc0"
+
+
+def _ssvc(assessed_at, exploitation, automatable, technical_impact, version="2.0.3"):
+    """An SSVC entry as NVD sends it (metrics.ssvcV2 / ssvcV203), and the row it is stored as."""
+    entry = {
+        "source": CISA_ADP,
+        "type": "Secondary",
+        "ssvcData": {
+            "version": version,
+            "role": "CISA Coordinator",
+            "timestamp": assessed_at,
+            "options": [
+                {"Exploitation": exploitation},
+                {"Automatable": automatable},
+                {"Technical Impact": technical_impact},
+            ],
+        },
+    }
+    row = {
+        "source": CISA_ADP,
+        "version": version,
+        "role": "CISA Coordinator",
+        "assessed_at": _at(assessed_at),
+        "exploitation": exploitation,
+        "automatable": automatable,
+        "technical_impact": technical_impact,
+        "raw": json.dumps(entry),
+    }
+    return entry, row
+
+
+SSVC_OLD = _ssvc("2024-03-02T14:05:11.000Z", "none", "no", "partial", version="2.0.2")
+SSVC_NEW = _ssvc("2024-03-09T18:00:00+00:00", "active", "yes", "total")
 
 
 def _metric(version, type_, score, severity, source=NVD):
@@ -148,6 +194,7 @@ def _seed(url: str) -> None:
                 _cpe_match(key, 1, OS, False),
             ],
         )
+        connection.execute(cve_ssvc.insert(), [{"cve_key": key, **row} for _, row in (SSVC_OLD, SSVC_NEW)])
 
 
 @pytest.fixture
@@ -201,12 +248,62 @@ def test_get_one_cve_with_its_children(client):
     assert [m["criteria"] for m in body["cpe_matches"]] == [WIDGET, OS]
     widget, os_match = body["cpe_matches"]
     assert widget == {
-        "configuration": 0, "node": 0, "node_operator": "OR", "node_negate": False,
+        "configuration": 0, "configuration_operator": "AND",
+        "node": 0, "node_operator": "OR", "node_negate": False,
         "criteria": WIDGET, "match_criteria_id": "match-0", "vulnerable": True,
         "version_start_including": "1.0", "version_start_excluding": None,
         "version_end_including": None, "version_end_excluding": "1.4.2",
     }
     assert (os_match["vulnerable"], os_match["version_end_excluding"]) == (False, None)
+
+
+def test_get_one_cve_with_its_ssvc_assessments_newest_first(client):
+    body = client.get("/api/v1/cves/CVE-2023-0001").json()
+
+    assert body["ssvc"] == [
+        {
+            "source": CISA_ADP,
+            "version": "2.0.3",
+            "role": "CISA Coordinator",
+            "assessed_at": "2024-03-09T18:00:00+00:00",
+            "exploitation": "active",
+            "automatable": "yes",
+            "technical_impact": "total",
+            "raw": SSVC_NEW[0],
+        },
+        {
+            "source": CISA_ADP,
+            "version": "2.0.2",
+            "role": "CISA Coordinator",
+            "assessed_at": "2024-03-02T14:05:11+00:00",
+            "exploitation": "none",
+            "automatable": "no",
+            "technical_impact": "partial",
+            "raw": SSVC_OLD[0],
+        },
+    ]
+
+
+def test_a_cve_without_ssvc_or_configuration_operator_answers_empty_and_null(client, any_warehouse_url):
+    key = cve_key("CVE-2023-0002")
+    with engine_for(any_warehouse_url).begin() as connection:
+        match = {**_cpe_match(key, 0, WIDGET, True), "configuration_operator": None}
+        connection.execute(cve_cpe_match.insert(), [match])
+
+    body = client.get("/api/v1/cves/CVE-2023-0002").json()
+
+    assert body["ssvc"] == []
+    assert body["cpe_matches"][0]["configuration_operator"] is None
+
+
+def test_ssvc_raw_that_is_not_json_is_answered_as_text(client, any_warehouse_url):
+    row = {**SSVC_NEW[1], "raw": "{truncated"}
+    with engine_for(any_warehouse_url).begin() as connection:
+        connection.execute(cve_ssvc.insert(), [{"cve_key": cve_key("CVE-2023-0003"), **row}])
+
+    [assessment] = client.get("/api/v1/cves/CVE-2023-0003").json()["ssvc"]
+
+    assert assessment["raw"] == "{truncated"
 
 
 def test_unknown_cve_is_404(client):
@@ -217,7 +314,11 @@ def test_unknown_cve_is_404(client):
 
 
 @pytest.mark.parametrize(
-    "bad_id", ["CVE-23-0001", "CVE-2023-001", "2023-0001", "CVE-2023-0001x", "NVD-2023-0001"]
+    "bad_id",
+    [
+        "CVE-23-0001", "CVE-2023-001", "2023-0001", "CVE-2023-0001x", "NVD-2023-0001",
+        "CVE-\uff12\uff10\uff12\uff13-0001",  # fullwidth digits: not 0-9
+    ],
 )
 def test_malformed_cve_id_is_422(client, bad_id):
     response = client.get(f"/api/v1/cves/{bad_id}")
@@ -302,6 +403,21 @@ def test_empty_warehouse_answers_with_empty_list(any_warehouse_url):
         assert empty.get("/api/v1/cves/CVE-2023-0001").status_code == 404
 
 
+def test_an_older_warehouse_gains_the_new_cve_column_and_table_at_startup(any_warehouse_url):
+    before = sa.MetaData()  # cve_cpe_match as stored before configuration_operator, no cve_ssvc
+    columns = [c for c in cve_cpe_match.columns if c.name != "configuration_operator"]
+    sa.Table(cve_cpe_match.name, before, *(sa.Column(c.name, c.type, nullable=c.nullable) for c in columns))
+    with engine_for(any_warehouse_url).begin() as connection:
+        before.create_all(connection)
+
+    with TestClient(create_app(any_warehouse_url)) as upgraded:
+        _seed(any_warehouse_url)
+        body = upgraded.get("/api/v1/cves/CVE-2023-0001").json()
+
+    assert body["cpe_matches"][0]["configuration_operator"] == "AND"
+    assert len(body["ssvc"]) == 2
+
+
 def test_healthz_reports_the_warehouse_dialect(client, any_warehouse_url):
     response = client.get("/healthz")
 
@@ -310,11 +426,29 @@ def test_healthz_reports_the_warehouse_dialect(client, any_warehouse_url):
     assert response.json() == {"status": "ok", "warehouse": expected}
 
 
+def test_healthz_is_503_as_documented_when_the_warehouse_is_gone(postgres_url):
+    with TestClient(create_app(postgres_url)) as client:
+        admin = sa.create_engine(PG_ADMIN_URL, isolation_level="AUTOCOMMIT")
+        with admin.connect() as connection:
+            database = sa.make_url(postgres_url).database
+            connection.execute(sa.text(f'DROP DATABASE "{database}" WITH (FORCE)'))
+        admin.dispose()
+        response = client.get("/healthz")
+        documented = client.get("/openapi.json").json()["paths"]["/healthz"]["get"]["responses"]
+
+    assert response.status_code == 503
+    assert response.json()["detail"].startswith("warehouse unavailable: ")
+    assert "503" in documented
+
+
 def test_openapi_documents_the_read_endpoints(client):
     schema = client.get("/openapi.json").json()
 
     assert {"/api/v1/cves", "/api/v1/cves/{cve_id}", "/healthz"} <= set(schema["paths"])
     assert "best metric" in schema["paths"]["/api/v1/cves"]["get"]["description"]
-    metric = schema["components"]["schemas"]["Metric"]["properties"]
-    assert all(field.get("description") for field in metric.values())
+    for model in ("Metric", "Ssvc", "CpeMatch"):
+        fields = schema["components"]["schemas"][model]["properties"]
+        assert all(field.get("description") for field in fields.values()), model
+    assert "configuration_operator" in schema["components"]["schemas"]["CpeMatch"]["properties"]
+    assert "ssvc" in schema["components"]["schemas"]["CveDetail"]["required"]
     assert client.get("/docs").status_code == 200
