@@ -40,7 +40,7 @@ from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 from etl_platform.devservers import nvd as _nvd
-from etl_platform.devservers.serving import ServedInThread
+from etl_platform.devservers.serving import FaultQueue, ServedInThread
 from etl_platform.devservers.nvd import CutShortFault, DelayFault, Fault, MalformedFault, StatusFault, TruncatedFault
 
 __all__ = ["FakeStoreStandIn", "Fault", "sample_products", "sample_categories"]
@@ -175,7 +175,7 @@ class _LoopbackStandIn(ServedInThread):
         self.host = host
         self._requested_port = port
         self._lock = threading.RLock()  # guards data, faults and the request log
-        self._faults: list[list] = []  # [fault, remaining, path_prefix]
+        self._faults = FaultQueue()
         self._requests: list[dict] = []
         self._stopping = threading.Event()
         self._server: _Server | None = None
@@ -200,12 +200,9 @@ class _LoopbackStandIn(ServedInThread):
     def inject(self, fault: AnyFault, times: int = 1, path: str | None = None) -> None:
         """Make the next ``times`` requests (whose path, relative to :attr:`url`, starts with ``path``
         when given) hit ``fault``. Accepts ``Fault.status/delay/malformed/truncated/cut_short``."""
-        if times < 1:
-            raise ValueError("times must be at least 1")
         if not isinstance(fault, SUPPORTED_FAULTS):
             raise TypeError(f"{type(self).__name__} does not support {type(fault).__name__}")
-        with self._lock:
-            self._faults.append([fault, times, path])
+        self._faults.put(fault, times, path)
 
     @property
     def requests(self) -> list[dict]:
@@ -222,16 +219,7 @@ class _LoopbackStandIn(ServedInThread):
 
     def _take_fault(self, path: str) -> AnyFault | None:
         relative = path[len(self._base_path) :] if path.startswith(self._base_path) else path
-        with self._lock:
-            for queued in self._faults:
-                fault, remaining, prefix = queued
-                if prefix is None or relative.startswith(prefix):
-                    if remaining == 1:
-                        self._faults.remove(queued)
-                    else:
-                        queued[1] = remaining - 1
-                    return fault
-        return None
+        return self._faults.take(lambda prefix: prefix is None or relative.startswith(prefix))
 
     def _dispatch(self, handler: _Handler, method: str) -> None:
         url = urlsplit(handler.path)

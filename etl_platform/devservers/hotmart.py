@@ -58,7 +58,7 @@ from etl_platform.devservers.nvd import (
     _send_status_fault,
     _Server,
 )
-from etl_platform.devservers.serving import ServedInThread
+from etl_platform.devservers.serving import FaultQueue, ServedInThread
 
 __all__ = ["Fault", "HotmartStandIn", "recorded_items", "SAMPLES_DIR"]
 
@@ -181,7 +181,7 @@ class HotmartStandIn(ServedInThread):
         self.endpoints = frozenset(endpoints)
         self._lock = threading.Lock()
         self._tokens: dict[str, float] = {}  # access token -> expiry (time.monotonic())
-        self._faults: list[list] = []
+        self._faults = FaultQueue()
         self._requests: list[dict] = []
         self._other = {name: recorded_items(name) for name in ENDPOINTS if name != "sales/history"}
         self._items: list[dict] = []
@@ -301,14 +301,11 @@ class HotmartStandIn(ServedInThread):
 
     def inject(self, fault: AnyFault, times: int = 1, token_endpoint: bool = False) -> None:
         """Make the next ``times`` API requests (token requests, with ``token_endpoint``) hit ``fault``."""
-        if times < 1:
-            raise ValueError("times must be at least 1")
         if isinstance(fault, TotalChangesFault):
             raise ValueError("HotmartStandIn does not support total_changes faults")
         if token_endpoint and isinstance(fault, WrongShapeFault):
             raise ValueError("the token answer has no items to leave out")
-        with self._lock:
-            self._faults.append([fault, times, token_endpoint])
+        self._faults.put(fault, times, token_endpoint)
 
     @property
     def requests(self) -> list[dict]:
@@ -323,16 +320,7 @@ class HotmartStandIn(ServedInThread):
         return value if isinstance(value, int) else None
 
     def _take_fault(self, token_endpoint: bool) -> AnyFault | None:
-        with self._lock:
-            for queued in self._faults:
-                fault, remaining, for_token = queued
-                if for_token == token_endpoint:
-                    if remaining == 1:
-                        self._faults.remove(queued)
-                    else:
-                        queued[1] = remaining - 1
-                    return fault
-        return None
+        return self._faults.take(lambda for_token: for_token == token_endpoint)
 
     def _handle(self, handler: BaseHTTPRequestHandler) -> None:
         url = urlsplit(handler.path)

@@ -34,7 +34,7 @@ from pathlib import Path
 from typing import NamedTuple
 from urllib.parse import parse_qs, urlsplit
 
-from etl_platform.devservers.serving import ServedInThread
+from etl_platform.devservers.serving import FaultQueue, ServedInThread
 
 API_PATH = "/rest/json/cves/2.0"
 MAX_RESULTS_PER_PAGE = 2000
@@ -455,7 +455,7 @@ class NvdStandIn(ServedInThread):
         self._requested_port = port
         self._lock = threading.Lock()  # guards records, faults and the request log
         self._entries: list[_Entry] = []
-        self._faults: list[list] = []  # [fault, remaining, start_index]
+        self._faults = FaultQueue()
         self._requests: list[dict] = []
         self._new_ids = itertools.count(1)
         self._stopping = threading.Event()
@@ -493,10 +493,7 @@ class NvdStandIn(ServedInThread):
 
     def inject(self, fault: AnyFault, times: int = 1, start_index: int | None = None) -> None:
         """Make the next ``times`` API requests (for ``start_index`` only, if given) hit ``fault``."""
-        if times < 1:
-            raise ValueError("times must be at least 1")
-        with self._lock:
-            self._faults.append([fault, times, start_index])
+        self._faults.put(fault, times, start_index)
 
     @property
     def requests(self) -> list[dict]:
@@ -530,16 +527,7 @@ class NvdStandIn(ServedInThread):
             start_index: int | None = int(params.get("startIndex", "0"))
         except ValueError:
             start_index = None
-        with self._lock:
-            for queued in self._faults:
-                fault, remaining, wanted = queued
-                if wanted is None or wanted == start_index:
-                    if remaining == 1:
-                        self._faults.remove(queued)
-                    else:
-                        queued[1] = remaining - 1
-                    return fault
-        return None
+        return self._faults.take(lambda wanted: wanted is None or wanted == start_index)
 
     def _page(self, q: _Query) -> tuple[dict, list[str]]:
         if self._synthetic is not None:

@@ -8,6 +8,8 @@ the server must offer `drop_connections()` so that `stop()` leaves no keep-alive
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable
+from typing import Any
 
 
 class ServedInThread:
@@ -53,3 +55,30 @@ class ServedInThread:
         if self._server is None:
             raise RuntimeError(f"{type(self).__name__} is not running")
         return self._server.server_address[1]
+
+
+class FaultQueue:
+    """Faults waiting for the requests they are meant for, each firing `times` times (thread-safe)."""
+
+    def __init__(self) -> None:
+        self._queued: list[list] = []  # [fault, remaining, what it is for]
+        self._lock = threading.Lock()
+
+    def put(self, fault: Any, times: int, meant_for: Any = None) -> None:
+        if times < 1:
+            raise ValueError("times must be at least 1")
+        with self._lock:
+            self._queued.append([fault, times, meant_for])
+
+    def take(self, matches: Callable[[Any], bool]) -> Any:
+        """The first queued fault whose `meant_for` matches this request, counted down; None if none."""
+        with self._lock:
+            for queued in self._queued:
+                fault, remaining, meant_for = queued
+                if matches(meant_for):
+                    if remaining == 1:
+                        self._queued.remove(queued)
+                    else:
+                        queued[1] = remaining - 1
+                    return fault
+        return None

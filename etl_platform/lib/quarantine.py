@@ -231,6 +231,35 @@ def keep(
     return counts
 
 
+def set_aside(
+    warehouse: Any,
+    verdict: Verdict,
+    *,
+    domain: str,
+    asset: AssetKey,
+    partition: str | None,
+    run_id: str | None,
+    log: Any,
+    across_partitions: bool = False,
+) -> dict[str, int]:
+    """Keep a batch's rejected records in its own transaction; none of a blocked batch (nothing of it loads)."""
+    if verdict.blocked or not verdict.rejected:
+        return {}
+    warehouse.ensure_tables(metadata)
+    with warehouse.begin() as connection:
+        counts = keep(
+            connection,
+            domain=domain,
+            asset=asset,
+            partition=partition,
+            rejected=verdict.rejected,
+            run_id=run_id,
+            across_partitions=across_partitions,
+        )
+    log.warning(f"{domain} {partition}: quarantined {sorted(verdict.rejected_keys)[:20]}: {counts}")
+    return counts
+
+
 def mark_replayed(
     connection: sa.Connection,
     *,

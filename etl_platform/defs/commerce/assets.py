@@ -273,24 +273,6 @@ def read_product_day(pages: Sequence[bytes], max_bad_share: float = quarantine.D
     return ProductDay(kept, verdict, gate.by_table["products"])
 
 
-def set_aside(context: AssetExecutionContext, warehouse: WarehouseResource, verdict: Verdict) -> dict[str, int]:
-    """Keep the day's rejected products in `quarantine`; none of a blocked day (nothing of it loads)."""
-    if verdict.blocked or not verdict.rejected:
-        return {}
-    warehouse.ensure_tables(quarantine.metadata)
-    with warehouse.begin() as connection:
-        kept = quarantine.keep(
-            connection,
-            domain=GROUP,
-            asset=CLEAN_PRODUCTS,
-            partition=context.partition_key,
-            rejected=verdict.rejected,
-            run_id=context.run_id,
-        )
-    context.log.warning(f"{context.partition_key}: quarantined products {sorted(verdict.rejected_keys)}: {kept}")
-    return kept
-
-
 @asset(
     key=CLEAN_PRODUCTS,
     ins={"raw": AssetIn(RAW_PRODUCTS)},
@@ -314,7 +296,15 @@ def clean_products(
     quarantine_policy: QuarantineResource,
 ):
     day = read_product_day(raw_pages(storage.root(), raw), quarantine_policy.max_bad_share)
-    kept = set_aside(context, warehouse, day.verdict)
+    kept = quarantine.set_aside(
+        warehouse,
+        day.verdict,
+        domain=GROUP,
+        asset=CLEAN_PRODUCTS,
+        partition=context.partition_key,
+        run_id=context.run_id,
+        log=context.log,
+    )
     quarantined = 0 if day.verdict.blocked else len(day.verdict.rejected)
     yield Output(day.frame, metadata={**frame_metadata(day.frame), "quarantined": quarantined, **kept})
     yield quarantine.gate_check(CLEAN_PRODUCTS, SCHEMA_CHECK, day.verdict, **day.counts)

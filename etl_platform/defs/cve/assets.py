@@ -224,19 +224,15 @@ def clean_cves(
 ):
     day = read_raw_day(storage.root(), raw, quarantine_policy.max_bad_share)
     frames, verdict = day.frames, day.verdict
-    kept = {}
-    if verdict.rejected and not verdict.blocked:
-        warehouse.ensure_tables(quarantine.metadata)
-        with warehouse.begin() as connection:
-            kept = quarantine.keep(
-                connection,
-                domain=GROUP,
-                asset=CLEAN["cves"],
-                partition=context.partition_key,
-                rejected=verdict.rejected,
-                run_id=context.run_id,
-            )
-        context.log.warning(f"{context.partition_key}: {len(verdict.rejected)} record(s) quarantined: {kept}")
+    kept = quarantine.set_aside(
+        warehouse,
+        verdict,
+        domain=GROUP,
+        asset=CLEAN["cves"],
+        partition=context.partition_key,
+        run_id=context.run_id,
+        log=context.log,
+    )
     for name, frame in frames.items():
         metadata = frame_metadata(frame)
         if name == "cves":

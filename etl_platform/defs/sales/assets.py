@@ -253,20 +253,16 @@ def clean_sales(
     gate.check("sales", SaleModel, typed.frame, typed.records)
     verdict = gate.verdict(rejected_sale(raw, typed, set(gate.reasons)))
     frame = typed.frame if verdict.blocked else gate.good(typed.frame, typed.records)
-    kept = {}
-    if verdict.rejected and not verdict.blocked:
-        warehouse.ensure_tables(quarantine.metadata)
-        with warehouse.begin() as connection:
-            kept = quarantine.keep(
-                connection,
-                domain=GROUP,
-                asset=CLEAN_SALES,
-                partition=Window.of(raw).interval,
-                rejected=verdict.rejected,
-                run_id=context.run_id,
-                across_partitions=True,  # the overlap fetches a sale again under a later window
-            )
-        context.log.warning(f"{Window.of(raw).describe()}: {len(verdict.rejected)} sale(s) quarantined: {kept}")
+    kept = quarantine.set_aside(
+        warehouse,
+        verdict,
+        domain=GROUP,
+        asset=CLEAN_SALES,
+        partition=Window.of(raw).interval,
+        run_id=context.run_id,
+        log=context.log,
+        across_partitions=True,  # the overlap fetches a sale again under a later window
+    )
     quarantined = 0 if verdict.blocked else len(verdict.rejected)
     metadata = {**frame_metadata(frame), "duplicates_dropped": typed.duplicates, "quarantined": quarantined, **kept}
     yield Output(frame, metadata=metadata)
