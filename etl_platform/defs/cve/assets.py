@@ -29,7 +29,7 @@ from upath import UPath
 from etl_platform.defs.cve import tables
 from etl_platform.defs.cve.diff import LOADABLE, change_rows, diff_day, known_versions
 from etl_platform.defs.cve.fetch import fetch_day
-from etl_platform.defs.cve.parse import parse_records, schema_drift
+from etl_platform.defs.cve.parse import parse_records
 from etl_platform.defs.cve.partitions import cve_daily, day_window
 from etl_platform.defs.cve.resources import NvdResource
 from etl_platform.defs.cve.schemas import CHANGE_KINDS, CLEAN_MODELS, CveDiffModel
@@ -102,9 +102,7 @@ def raw_cves(context: AssetExecutionContext, nvd: NvdResource, storage: StorageR
     completed_before = root.joinpath(*RAW_CVES.path, f"{partition}.json").exists()
     day = fetch_day(nvd.client(context.log), folder, partition, day_window(partition), context.log, fresh=completed_before)
     manifest = day.manifest(source=nvd.resolved_url())
-    drift: dict[str, dict] = {}
-    for name in manifest["pages"]:
-        schema_drift(orjson.loads((folder / name).read_bytes()).get("vulnerabilities") or (), drift)
+    drift = day.drift
     if drift:
         context.log.warning(f"{partition}: keys the parser does not model: {drift}")
     yield Output(

@@ -13,8 +13,10 @@ import logging
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 
+import simdjson
 from upath import UPath
 
+from etl_platform.defs.cve.parse import schema_drift
 from etl_platform.defs.cve.resources import NvdClient, NvdPage, NvdPageError, parse_page
 from etl_platform.lib.storage import write_bytes
 
@@ -46,6 +48,14 @@ class DayFetch:
     requests: int = 0
     resumed_pages: int = 0
     repaged: int = 0
+    # Keys the parser does not model: path -> records carrying it and an example CVE id.
+    drift: dict[str, dict] = field(default_factory=dict)
+
+    def keep(self, page: KeptPage, body: bytes) -> None:
+        """Count a kept page in, noting the keys of its records the parser does not model."""
+        self.pages.append(page)
+        # simdjson walks the keys lazily: no Python object is built for the records.
+        schema_drift(simdjson.Parser().parse(body).get("vulnerabilities") or (), self.drift)
 
     @property
     def records(self) -> int:
@@ -63,6 +73,7 @@ class DayFetch:
             "requests": self.requests,
             "resumed_pages": self.resumed_pages,
             "repaged": self.repaged,
+            "schema_drift": self.drift,
             "fetched_at": datetime.now(timezone.utc).isoformat(),
         }
 
@@ -110,7 +121,9 @@ def fetch_day(
     """Page through the day into `folder`; `fresh` discards what an earlier run kept."""
     if fresh:
         clear_folder(folder)
-    day = DayFetch(partition=partition, window=window, pages=kept_pages(folder, log))
+    day = DayFetch(partition=partition, window=window)
+    for page in kept_pages(folder, log):
+        day.keep(page, (folder / page.name).read_bytes())
     day.resumed_pages = len(day.pages)
     if day.pages:
         log.info(f"resuming {partition} after {len(day.pages)} kept page(s), {day.records} record(s)")
@@ -128,7 +141,7 @@ def fetch_day(
             continue
         name = page_name(page.start_index)
         write_bytes(folder / name, page.body)
-        day.pages.append(KeptPage(name, page.start_index, page.count, page.total_results))
+        day.keep(KeptPage(name, page.start_index, page.count, page.total_results), page.body)
         log.info(f"{partition}: kept {name} ({day.records}/{page.total_results} records)")
         if page.total_results == 0:
             return day
@@ -156,3 +169,4 @@ def _repage(folder: UPath, day: DayFetch, log, reason: str) -> None:
     log.warning(f"{day.partition}: {reason}; paging the day again from the start")
     clear_folder(folder)
     day.pages.clear()
+    day.drift.clear()

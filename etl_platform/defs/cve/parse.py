@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import orjson
+import simdjson
 
 # The API's metric keys; the version is read from cvssData when present.
 METRIC_KEYS = {
@@ -248,34 +249,42 @@ KNOWN_KEYS = {
 }
 
 
+def _is_object(value: Any) -> bool:
+    # Plain dicts, and simdjson's lazy objects (the raw step walks pages without building dicts).
+    return isinstance(value, (dict, simdjson.Object))
+
+
+def _items(value: Any) -> Iterable[Any]:
+    return value if isinstance(value, (list, simdjson.Array)) else ()
+
+
 def _unknown(where: str, value: Any) -> Iterable[str]:
-    if isinstance(value, dict):
-        yield from (f"{where}.{key}".lstrip(".") for key in value if key not in KNOWN_KEYS[where])
+    if _is_object(value):
+        known = KNOWN_KEYS[where]
+        yield from (f"{where}.{key}".lstrip(".") for key in value.keys() if key not in known)
 
 
 def unmodelled_keys(item: Any) -> set[str]:
     """Paths of the keys of one `vulnerabilities` item that the parser does not model."""
-    if not isinstance(item, dict):
+    if not _is_object(item):
         return set()
     found = set(_unknown("", item))
     cve = item.get("cve")
-    if not isinstance(cve, dict):
+    if not _is_object(cve):
         return found
     found.update(_unknown("cve", cve))
     metrics = cve.get("metrics")
-    if isinstance(metrics, dict):
-        found.update(f"cve.metrics.{key}" for key in metrics if key not in METRIC_KEYS and not SSVC_KEY.match(key))
-    for configuration in _list(cve.get("configurations")):
+    if _is_object(metrics):
+        found.update(
+            f"cve.metrics.{key}" for key in metrics.keys() if key not in METRIC_KEYS and not SSVC_KEY.match(key)
+        )
+    for configuration in _items(cve.get("configurations")):
         found.update(_unknown("cve.configurations[]", configuration))
-        for node in _list(configuration.get("nodes") if isinstance(configuration, dict) else None):
+        for node in _items(configuration.get("nodes") if _is_object(configuration) else None):
             found.update(_unknown("cve.configurations[].nodes[]", node))
-            for match in _list(node.get("cpeMatch") if isinstance(node, dict) else None):
+            for match in _items(node.get("cpeMatch") if _is_object(node) else None):
                 found.update(_unknown("cve.configurations[].nodes[].cpeMatch[]", match))
     return found
-
-
-def _list(value: Any) -> list:
-    return value if isinstance(value, list) else []
 
 
 def schema_drift(items: Iterable[Any], seen: dict[str, dict[str, Any]] | None = None) -> dict[str, dict[str, Any]]:
@@ -287,5 +296,5 @@ def schema_drift(items: Iterable[Any], seen: dict[str, dict[str, Any]] | None = 
             entry["records"] += 1
             if entry["example"] is None:
                 cve = item.get("cve")
-                entry["example"] = cve.get("id") if isinstance(cve, dict) else None
+                entry["example"] = cve.get("id") if _is_object(cve) else None
     return seen
