@@ -16,6 +16,8 @@ class TypingError(ValueError):
 def typed_frame(rows: Sequence[dict[str, Any]], model: type[pa.DataFrameModel]) -> pd.DataFrame:
     """Build the frame a model describes; timestamps become UTC whatever offset they carry.
 
+    Decimal and date columns keep their Python objects (exact values; the model checks them).
+
     A value that cannot be converted raises `TypingError` instead of silently turning null;
     range and pattern rules are left to the model's check, which reports failing rows.
     """
@@ -61,6 +63,9 @@ def _convert(series: pd.Series, dtype: str, name: str) -> tuple[pd.Series, pd.Se
         converted = _to_utc(series) if utc else pd.to_datetime(series, format="ISO8601", errors="coerce")
         converted = converted.astype(dtype)
         return converted, series[converted.isna() & series.notna()]
+    if dtype.startswith("Decimal") or dtype == "date":
+        # Exact `Decimal` / `datetime.date` objects: pandas has no dtype that holds them as they are.
+        return series.astype(object).where(series.notna(), None), series.iloc[:0]
     if dtype in ("str", "object"):
         # Parsers hand over None for missing text; only a float NaN needs turning into None.
         if series.dtype == object:

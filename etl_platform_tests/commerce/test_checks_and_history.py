@@ -8,8 +8,9 @@ from decimal import Decimal
 import sqlalchemy as sa
 from dagster import AssetCheckKey, AssetSelection, DagsterInstance, materialize
 
-from etl_platform.defs.commerce.assets import FX_HISTORY, RAW_FX, TABLES, fx_rate_history
+from etl_platform.defs.commerce.assets import fx_rate_history
 from etl_platform.defs.commerce.checks import HAS_RATE_CHECK, PRICE_EUR_CHECK
+from etl_platform.defs.commerce.keys import FX_HISTORY, RAW_FX, TABLES
 from etl_platform.defs.commerce.resources import EcbResource
 from etl_platform.definitions import build_resources
 from etl_platform.lib.warehouse import engine_for

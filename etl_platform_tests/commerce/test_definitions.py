@@ -11,7 +11,7 @@ from pathlib import Path
 
 from dagster import TimeWindowPartitionMapping
 
-from etl_platform.defs.commerce.assets import DIFF, FX_HISTORY, TABLES
+from etl_platform.defs.commerce.keys import DIFF, FX_HISTORY, TABLES
 from etl_platform.definitions import defs
 from etl_platform_tests.commerce.conftest import SATURDAY, rows
 

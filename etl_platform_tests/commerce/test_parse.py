@@ -18,10 +18,9 @@ from etl_platform.defs.commerce.parse import (
     read_products,
     store_items,
     to_cents,
-    typed,
-    typed_and_failures,
 )
 from etl_platform.defs.commerce.schemas import FxRateModel, ProductModel
+from etl_platform.lib.typed_frames import typed_frame, typed_frame_and_failures
 
 ECB = Path(__file__).resolve().parents[2] / "etl_platform" / "samples" / "ecb"
 STORE = Path(__file__).resolve().parents[2] / "etl_platform" / "samples" / "fake_store"
@@ -59,7 +58,7 @@ def test_the_history_file_gives_every_published_rate_of_every_currency():
 
 
 def test_a_weekend_day_takes_the_last_rate_published_before_it():
-    rates = typed(
+    rates = typed_frame(
         [
             {"rate_date": date(2024, 6, 6), "base": "EUR", "quote": "USD", "rate": Decimal("1.0865")},
             {"rate_date": date(2024, 6, 7), "base": "EUR", "quote": "USD", "rate": Decimal("1.0898")},
@@ -71,7 +70,7 @@ def test_a_weekend_day_takes_the_last_rate_published_before_it():
     assert rate_for_day(rates, date(2024, 6, 9)) == (date(2024, 6, 7), Decimal("1.0898"))
     assert rate_for_day(rates, date(2024, 6, 10)) == (date(2024, 6, 10), Decimal("1.0756"))
     assert rate_for_day(rates, date(2024, 6, 5)) is None
-    assert rate_for_day(typed([], FxRateModel), date(2024, 6, 5)) is None
+    assert rate_for_day(typed_frame([], FxRateModel), date(2024, 6, 5)) is None
 
 
 @pytest.mark.parametrize(
@@ -122,7 +121,7 @@ def test_an_unreadable_product_is_reported_by_position_and_the_others_are_still_
 def test_a_value_its_column_cannot_take_is_set_null_and_reported_by_row():
     rows = [{"id": 1, "updated_at": "2024-06-07T10:00:00Z"}, {"id": "x1", "updated_at": "yesterday"}]
 
-    frame, failures = typed_and_failures(rows, ProductModel)
+    frame, failures = typed_frame_and_failures(rows, ProductModel)
 
     assert frame["id"].isna().tolist() == frame["updated_at"].isna().tolist() == [False, True]
     assert list(failures) == [1] and [reason.split(":")[0] for reason in failures[1]] == ["id", "updated_at"]

@@ -9,9 +9,9 @@ import pytest
 import sqlalchemy as sa
 
 from etl_platform.defs.commerce.diff import diff_products
-from etl_platform.defs.commerce.parse import typed
 from etl_platform.defs.commerce.schemas import ProductChangeModel
 from etl_platform.devservers.fake_store import sample_products
+from etl_platform.lib.typed_frames import typed_frame
 from etl_platform.lib.warehouse import engine_for
 from etl_platform_tests.commerce.conftest import FRIDAY, SATURDAY, SUNDAY, materialization_metadata, rows
 
@@ -73,7 +73,7 @@ def product_and_history(url: str, product_id: int) -> tuple[list, list]:
 
 
 def changes(products: list[dict]):
-    return typed([row | {"change": "unchanged"} for row in products], ProductChangeModel)
+    return typed_frame([row | {"change": "unchanged"} for row in products], ProductChangeModel)
 
 
 def product(id_: int, price: str) -> dict:

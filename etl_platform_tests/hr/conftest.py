@@ -18,6 +18,7 @@ from dagster import DagsterInstance, Definitions, ExecuteInProcessResult, RunReq
 
 import etl_platform
 from etl_platform.definitions import build_resources
+from etl_platform.defs.hr.definitions import build_resources as hr_resources
 from etl_platform.defs.hr.definitions import defs as hr_defs
 from etl_platform.defs.hr.sensors import hr_landing_sensor
 from etl_platform.lib.warehouse import engine_for
@@ -108,7 +109,12 @@ class Migration:
 
     def tick(self):
         """Evaluate `hr_landing_sensor` once, keeping its cursor."""
-        context = build_sensor_context(instance=self.instance, cursor=self.cursor, definitions=self.definitions)
+        context = build_sensor_context(
+            instance=self.instance,
+            cursor=self.cursor,
+            definitions=self.definitions,
+            resources=self.definitions.resources,
+        )
         data = hr_landing_sensor.evaluate_tick(context)
         self.cursor = data.cursor
         return data
@@ -143,7 +149,7 @@ def migration(landing, monkeypatch):
             assets=hr_defs.assets,
             jobs=hr_defs.jobs,
             sensors=hr_defs.sensors,
-            resources=build_resources() | resources,
+            resources=build_resources() | hr_resources() | resources,
         )
         return Migration(DagsterInstance.ephemeral(), definitions)
 

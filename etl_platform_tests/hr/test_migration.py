@@ -10,8 +10,9 @@ from pathlib import Path
 
 import boto3
 
-from etl_platform.defs.hr.migration import MAX_BATCH_ROWS, parse_csv
-from etl_platform.defs.hr.sensors import FILES_TAG, migration_run_config
+from etl_platform.defs.hr.load import MAX_BATCH_ROWS, parse_csv
+from etl_platform.defs.hr.schedules import migration_run_config
+from etl_platform.defs.hr.sensors import FILES_TAG
 from etl_platform_tests.hr.conftest import (
     FILES,
     count,

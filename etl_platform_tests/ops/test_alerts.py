@@ -66,7 +66,8 @@ def numbers() -> list[int]:
 
 @asset_check(asset=numbers)
 def numbers_sum_to_ten(numbers: list[int]) -> AssetCheckResult:
-    return AssetCheckResult(passed=sum(numbers) == 10, severity=AssetCheckSeverity.ERROR, metadata={"sum": sum(numbers)})
+    total = sum(numbers)
+    return AssetCheckResult(passed=total == 10, severity=AssetCheckSeverity.ERROR, metadata={"sum": total})
 
 
 @asset

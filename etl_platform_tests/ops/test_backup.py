@@ -11,8 +11,10 @@ from dagster import AssetCheckKey, DagsterInstance, build_schedule_context
 
 from etl_platform.definitions import defs
 from etl_platform.defs.hr import tables as hr
-from etl_platform.defs.hr.keys import BACKUP_KEY
-from etl_platform.defs.ops.backup import RESTORES_EXACTLY, hr_backup_schedule, restore_run_config
+from etl_platform.defs.ops.checks import RESTORES_EXACTLY
+from etl_platform.defs.ops.keys import BACKUP_KEY
+from etl_platform.defs.ops.restore import restore_run_config
+from etl_platform.defs.ops.schedules import hr_backup_schedule
 from etl_platform.lib.avro import avro_schema, read_schema
 from etl_platform.lib.storage import storage_root
 from etl_platform.lib.warehouse import engine_for

@@ -8,8 +8,8 @@ import pytest
 import sqlalchemy as sa
 from dagster import AssetSelection, Definitions, ExecuteInProcessResult, define_asset_job, instance_for_test
 
-from etl_platform.defs.sales.assets import CORE_ASSETS, RAW_SALES
 from etl_platform.defs.sales.definitions import defs as sales_defs
+from etl_platform.defs.sales.keys import CORE_ASSETS, RAW_SALES
 from etl_platform.defs.sales.resources import HotmartResource
 from etl_platform.definitions import build_resources
 from etl_platform.devservers.hotmart import HotmartStandIn

@@ -20,8 +20,8 @@ from dagster import (
 from dagster._core.storage.dagster_run import DagsterRun
 
 from etl_platform.definitions import defs
-from etl_platform.defs.sales.assets import CORE_ASSETS
 from etl_platform.defs.sales.fetch import CURSOR_KEY
+from etl_platform.defs.sales.keys import CORE_ASSETS
 from etl_platform.defs.sales.resources import HotmartResource
 from etl_platform.defs.sales.schedules import JOB_NAME, sales_schedule
 from etl_platform.defs.sales.sensors import sales_sensor

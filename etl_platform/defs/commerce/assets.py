@@ -14,25 +14,22 @@ from datetime import date, datetime, timezone
 import pandas as pd
 import sqlalchemy as sa
 from dagster import (
-    AssetCheckResult,
     AssetCheckSpec,
     AssetDep,
     AssetExecutionContext,
     AssetIn,
     AssetKey,
-    AssetSpec,
     Failure,
     MaterializeResult,
     MetadataValue,
     Output,
-    TableColumn,
-    TableSchema,
     asset,
     multi_asset,
 )
 from upath import UPath
 
 from etl_platform.defs.commerce import tables
+from etl_platform.defs.commerce.checks import ONE_OPEN_ROW_CHECK, one_open_row_check
 from etl_platform.defs.commerce.diff import (
     LISTED,
     LOADABLE,
@@ -52,8 +49,17 @@ from etl_platform.defs.commerce.parse import (
     rate_for_day,
     read_products,
     store_items,
-    typed,
-    typed_and_failures,
+)
+from etl_platform.defs.commerce.keys import (
+    CLEAN_FX,
+    CLEAN_PRODUCTS,
+    DIFF,
+    FX_HISTORY,
+    FX_HISTORY_GROUP,
+    GROUP,
+    RAW_FX,
+    RAW_PRODUCTS,
+    TABLES,
 )
 from etl_platform.defs.commerce.partitions import PREVIOUS_DAY, commerce_daily, lookback_window
 from etl_platform.defs.commerce.resources import EcbResource, FakeStoreResource
@@ -62,36 +68,17 @@ from etl_platform.lib import quarantine, scd2
 from etl_platform.lib.frame_checks import SCHEMA_CHECK, schema_check, schema_check_spec
 from etl_platform.lib.quarantine import Gate, QuarantineResource, Verdict
 from etl_platform.lib.storage import StorageResource, frame_metadata, write_bytes
+from etl_platform.lib.table_assets import TABLE_KINDS, table_metadata, table_spec
+from etl_platform.lib.typed_frames import typed_frame, typed_frame_and_failures
 from etl_platform.lib.upsert import merge
 from etl_platform.lib.warehouse import WarehouseResource
 
-GROUP = "commerce"
-OWNERS = ["team:data-platform"]
-RAW_FX = AssetKey([GROUP, "raw", "fx_rates"])
-CLEAN_FX = AssetKey([GROUP, "clean", "fx_rates"])
-RAW_PRODUCTS = AssetKey([GROUP, "raw", "products"])
-CLEAN_PRODUCTS = AssetKey([GROUP, "clean", "products"])
-DIFF = AssetKey([GROUP, "diff", "product_changes"])
-TABLES = {
-    t.name: AssetKey([GROUP, "tables", t.name])
-    for t in (tables.fx_rate, tables.product, tables.product_price_history)
-}
-FX_HISTORY = AssetKey(["ops", "history", "fx_rates"])
-ONE_OPEN_ROW_CHECK = "one_open_row_per_product"
 EXTENSIONS = {"csvdata": "csv", "jsondata": "json"}
 
 
 def raw_folder(root: UPath, key: AssetKey, partition_key: str) -> UPath:
     """Where a day's bodies are kept, beside the day's manifest written by the JSON IO manager."""
     return root.joinpath(*key.path, partition_key)
-
-
-def column_schema(table: sa.Table) -> TableSchema:
-    return TableSchema(columns=[TableColumn(c.name, str(c.type), description=c.comment or "") for c in table.columns])
-
-
-def table_metadata(table: sa.Table) -> dict:
-    return {"dagster/table_name": table.name, "dagster/column_schema": column_schema(table)}
 
 
 # ---------------------------------------------------------------- rates
@@ -103,7 +90,6 @@ def table_metadata(table: sa.Table) -> dict:
     partitions_def=commerce_daily,
     io_manager_key="json_io_manager",
     kinds={"json", "python"},
-    owners=OWNERS,
     description=(
         "The ECB's USD per EUR reference rates (EXR D.USD.EUR.SP00.A) of the two weeks up to the "
         "day, as the SDMX data API sent them (csvdata or jsondata), kept in the day's folder, plus "
@@ -148,7 +134,6 @@ def read_observations(root: UPath, manifest: dict) -> list[dict]:
     partitions_def=commerce_daily,
     io_manager_key="parquet_io_manager",
     kinds={"pandas", "parquet"},
-    owners=OWNERS,
     check_specs=[schema_check_spec(CLEAN_FX, FxRateModel)],
     description=(
         f"{FxRateModel.__doc__} The rates published in the day's two-week window, exact decimals; "
@@ -157,7 +142,7 @@ def read_observations(root: UPath, manifest: dict) -> list[dict]:
 )
 def clean_fx_rates(context: AssetExecutionContext, raw: dict, storage: StorageResource):
     observations = read_observations(storage.root(), raw)
-    rates = typed(published(observations), FxRateModel)
+    rates = typed_frame(published(observations), FxRateModel)
     blank = sorted(str(row["rate_date"]) for row in observations if row["rate"] is None)
     yield Output(rates, metadata={**frame_metadata(rates), "days_without_value": ", ".join(blank) or "none"})
     yield schema_check(CLEAN_FX, FxRateModel, rates)
@@ -168,8 +153,7 @@ def clean_fx_rates(context: AssetExecutionContext, raw: dict, storage: StorageRe
     ins={"rates": AssetIn(CLEAN_FX)},
     group_name=GROUP,
     partitions_def=commerce_daily,
-    kinds={"sql", "postgres"},
-    owners=OWNERS,
+    kinds=TABLE_KINDS,
     metadata=table_metadata(tables.fx_rate),
     description=f"{tables.fx_rate.comment} Upserted from the day's window (and from ops/history/fx_rates).",
 )
@@ -193,7 +177,6 @@ def fx_rate_table(
     partitions_def=commerce_daily,
     io_manager_key="json_io_manager",
     kinds={"json", "python"},
-    owners=OWNERS,
     description=(
         "The store's products of the category STORE_CATEGORY (default Shoes, resolved by name "
         "through /categories), paged with offset/limit: one JSON file per page as the API sent it "
@@ -259,7 +242,7 @@ def read_product_day(pages: Sequence[bytes], max_bad_share: float = quarantine.D
     """
     items = store_items(pages)
     read = read_products(items)
-    frame, untyped = typed_and_failures(read.rows, ProductModel)
+    frame, untyped = typed_frame_and_failures(read.rows, ProductModel)
     gate = Gate(len(items), max_bad_share)
     for position, reasons in read.unreadable.items():
         gate.reject(position, reasons)
@@ -280,7 +263,6 @@ def read_product_day(pages: Sequence[bytes], max_bad_share: float = quarantine.D
     partitions_def=commerce_daily,
     io_manager_key="parquet_io_manager",
     kinds={"pandas", "parquet"},
-    owners=OWNERS,
     check_specs=[schema_check_spec(CLEAN_PRODUCTS, ProductModel)],
     description=(
         f"{ProductModel.__doc__} Typed, prices as exact decimals (half-even to the cent), checked "
@@ -350,12 +332,14 @@ def usd_per_eur(context, rates: pd.DataFrame, warehouse: WarehouseResource, day:
     partitions_def=commerce_daily,
     io_manager_key="parquet_io_manager",
     kinds={"pandas", "parquet"},
-    owners=OWNERS,
     check_specs=[schema_check_spec(DIFF, ProductChangeModel)],
+    metadata={"reads_warehouse_tables": "product, fx_rate"},
     description=(
         "Each product of the day priced in EUR at the day's rate (or the last one published before "
         "it, whose date is kept), against the day before: new, changed, unchanged, removed, or "
-        "quarantined (still listed, set aside today: kept as it was)."
+        "quarantined (still listed, set aside today: kept as it was). Reads the warehouse: `fx_rate` "
+        "when the day's window holds no rate, `product` as the baseline when no diff of the day "
+        "before exists (the first day loaded)."
     ),
 )
 def product_changes(
@@ -417,26 +401,22 @@ def history_snapshot(diff: pd.DataFrame) -> pd.DataFrame:
 
 @multi_asset(
     specs=[
-        AssetSpec(
-            key=TABLES["product"],
+        table_spec(
+            TABLES["product"],
+            tables.product,
+            group=GROUP,
             deps=[DIFF, AssetDep(TABLES["product"], partition_mapping=PREVIOUS_DAY)],
-            group_name=GROUP,
-            kinds={"sql", "postgres"},
-            owners=OWNERS,
             description=(
                 f"{tables.product.comment} Upserted from the day's diff; "
                 "a removed product keeps its row, with removed_on."
             ),
-            metadata=table_metadata(tables.product),
         ),
-        AssetSpec(
-            key=TABLES["product_price_history"],
+        table_spec(
+            TABLES["product_price_history"],
+            tables.product_price_history,
+            group=GROUP,
             deps=[DIFF, AssetDep(TABLES["product_price_history"], partition_mapping=PREVIOUS_DAY)],
-            group_name=GROUP,
-            kinds={"sql", "postgres"},
-            owners=OWNERS,
             description=f"{tables.product_price_history.comment} Applied day after day, in date order.",
-            metadata=table_metadata(tables.product_price_history),
         ),
     ],
     ins={"diff": AssetIn(DIFF)},
@@ -496,30 +476,13 @@ def product_tables(context: AssetExecutionContext, diff: pd.DataFrame, warehouse
         yield one_open_row_check(connection)
 
 
-def one_open_row_check(connection: sa.Connection) -> AssetCheckResult:
-    h = tables.product_price_history.c
-    several_open = connection.execute(
-        sa.select(h.product_id).where(h.valid_to.is_(None)).group_by(h.product_id).having(sa.func.count() > 1)
-    ).scalars().all()
-    empty = connection.execute(
-        sa.select(sa.func.count()).where(h.valid_to.is_not(None), h.valid_to <= h.valid_from)
-    ).scalar_one()
-    return AssetCheckResult(
-        asset_key=TABLES["product_price_history"],
-        check_name=ONE_OPEN_ROW_CHECK,
-        passed=not several_open and not empty,
-        metadata={"products_with_several_open_rows": len(several_open), "empty_intervals": empty},
-    )
-
-
 # ---------------------------------------------------------------- history load (ops)
 
 
 @asset(
     key=FX_HISTORY,
-    group_name="ops",
+    group_name=FX_HISTORY_GROUP,
     kinds={"python", "postgres"},
-    owners=OWNERS,
     metadata=table_metadata(tables.fx_rate),
     description=(
         "One-time (or occasional) load of the ECB's full reference-rate history (eurofxref-hist, "
@@ -533,7 +496,7 @@ def fx_rate_history(
     client = ecb.client(context.log)
     data = client.history()
     write_bytes(storage.root().joinpath(*FX_HISTORY.path, "eurofxref-hist.zip"), data)
-    rates = typed(parse_eurofxref_history(data), FxRateModel)
+    rates = typed_frame(parse_eurofxref_history(data), FxRateModel)
     check = schema_check(FX_HISTORY, FxRateModel, rates)
     if not check.passed:
         raise Failure(description="the eurofxref history does not satisfy FxRateModel", metadata=check.metadata)

@@ -1,5 +1,6 @@
-"""Cross-asset checks of the `commerce` group: every product priced right, at a known rate, and
-every product the store listed on the day either loaded or quarantined."""
+"""Every asset check of the `commerce` group: one open history row per product (yielded by the tables'
+multi-asset), every product priced right, at a known rate, and every product the store listed on the
+day either loaded or quarantined."""
 
 from decimal import Decimal
 
@@ -15,16 +16,34 @@ from dagster import (
 )
 
 from etl_platform.defs.commerce import tables
-from etl_platform.defs.commerce.assets import CLEAN_PRODUCTS, GROUP, RAW_PRODUCTS, TABLES
+from etl_platform.defs.commerce.keys import CLEAN_PRODUCTS, GROUP, RAW_PRODUCTS, TABLES
 from etl_platform.defs.commerce.parse import price_in_eur
 from etl_platform.defs.commerce.partitions import commerce_daily
 from etl_platform.lib import quarantine
 from etl_platform.lib.warehouse import WarehouseResource
 
+ONE_OPEN_ROW_CHECK = "one_open_row_per_product"
 PRICE_EUR_CHECK = "price_eur_matches_rate"
 HAS_RATE_CHECK = "every_product_has_a_rate"
 LISTED_CHECK = "every_listed_product_loaded"
 SHOWN_ROWS = 20
+
+
+def one_open_row_check(connection: sa.Connection) -> AssetCheckResult:
+    """At most one open row per product in `product_price_history`, and no empty interval."""
+    h = tables.product_price_history.c
+    several_open = connection.execute(
+        sa.select(h.product_id).where(h.valid_to.is_(None)).group_by(h.product_id).having(sa.func.count() > 1)
+    ).scalars().all()
+    empty = connection.execute(
+        sa.select(sa.func.count()).where(h.valid_to.is_not(None), h.valid_to <= h.valid_from)
+    ).scalar_one()
+    return AssetCheckResult(
+        asset_key=TABLES["product_price_history"],
+        check_name=ONE_OPEN_ROW_CHECK,
+        passed=not several_open and not empty,
+        metadata={"products_with_several_open_rows": len(several_open), "empty_intervals": empty},
+    )
 
 
 def priced_products(connection: sa.Connection) -> list:

@@ -9,9 +9,10 @@ from decimal import Decimal
 import pandas as pd
 import sqlalchemy as sa
 
-from etl_platform.defs.commerce.parse import price_in_eur, typed
+from etl_platform.defs.commerce.parse import price_in_eur
 from etl_platform.defs.commerce.schemas import ProductChangeModel
 from etl_platform.defs.commerce.tables import COMPARED, product
+from etl_platform.lib.typed_frames import typed_frame
 
 PRESENT = ("new", "changed", "unchanged")
 LOADABLE = ("new", "changed")
@@ -34,7 +35,7 @@ def warehouse_baseline(connection: sa.Connection) -> pd.DataFrame:
     columns = [c for c in ProductChangeModel.to_schema().columns if c != "change"]
     listed = sa.select(*(product.c[c] for c in columns)).where(product.c.removed_on.is_(None))
     rows = connection.execute(listed).mappings()
-    return typed([dict(row) | {"change": "unchanged"} for row in rows], ProductChangeModel)
+    return typed_frame([dict(row) | {"change": "unchanged"} for row in rows], ProductChangeModel)
 
 
 def _records(frame: pd.DataFrame) -> dict:
@@ -60,5 +61,5 @@ def diff_products(today: pd.DataFrame, baseline: pd.DataFrame, listed: Collectio
     rows += [
         row | {"change": QUARANTINED if key in listed else "removed"} for key, row in before.items() if key not in now
     ]
-    frame = typed(sorted(rows, key=lambda r: r["id"]), ProductChangeModel)
+    frame = typed_frame(sorted(rows, key=lambda r: r["id"]), ProductChangeModel)
     return frame[columns].reset_index(drop=True)

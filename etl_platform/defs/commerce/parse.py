@@ -1,4 +1,4 @@
-"""Pure functions of the `commerce` group: source bodies -> typed rows, rates, prices, frames.
+"""Pure functions of the `commerce` group: source bodies -> rows, rates, prices.
 
 Numbers are read from the source's text straight into `Decimal` (JSON with `parse_float`,
 CSV as text): no value loaded ever passes through a float. (Only a quarantined product's payload,
@@ -11,7 +11,6 @@ import csv
 import io
 import json
 import zipfile
-from collections import defaultdict
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import date
@@ -19,14 +18,10 @@ from decimal import ROUND_HALF_EVEN, Decimal, InvalidOperation
 from typing import Any
 
 import pandas as pd
-import pandera.pandas as pa
 
 from etl_platform.lib.http import SourceError
-from etl_platform.lib.typed_frames import TypingError
 
 CENT = Decimal("0.01")
-TEXT = pd.StringDtype("pyarrow")
-UTC_NS = "datetime64[ns, UTC]"
 
 
 class ParseError(SourceError):
@@ -240,58 +235,3 @@ def listed_ids(items: Iterable[Any]) -> set[int]:
         for item in items
         if isinstance(item, dict) and isinstance(item.get("id"), int) and not isinstance(item["id"], bool)
     }
-
-
-# ---------------------------------------------------------------- frames
-
-
-def typed(rows: Sequence[dict], model: type[pa.DataFrameModel]) -> pd.DataFrame:
-    """The frame a model describes: Arrow text, nullable integers, UTC timestamps, and
-    `Decimal` / `date` objects kept as they are (object columns). A value its column
-    cannot take raises `TypingError`."""
-    frame, failures = typed_and_failures(rows, model)
-    if failures:
-        position, reasons = next(iter(failures.items()))
-        raise TypingError(f"{len(failures)} row(s) hold values their columns cannot take; row {position}: {reasons}")
-    return frame
-
-
-def typed_and_failures(
-    rows: Sequence[dict], model: type[pa.DataFrameModel]
-) -> tuple[pd.DataFrame, dict[int, list[str]]]:
-    """Like `typed`, but a value its column cannot take is set null and reported by row position."""
-    schema = model.to_schema()
-    frame = pd.DataFrame.from_records(list(rows), columns=list(schema.columns))
-    failures: dict[int, list[str]] = defaultdict(list)
-    for name, column in schema.columns.items():
-        dtype = str(column.dtype)
-        frame[name], refused = _typed_column(frame[name], dtype)
-        for position, value in refused.items():
-            failures[int(position)].append(f"{name}: {value!r} is not a {dtype} value")
-    return frame, dict(failures)
-
-
-def _typed_column(values: pd.Series, dtype: str) -> tuple[pd.Series, pd.Series]:
-    """The column as `dtype`, and the values it could not take (set null in it)."""
-    if dtype.startswith("datetime64"):
-        converted = pd.to_datetime(values, utc=True, format="ISO8601", errors="coerce").astype(UTC_NS)
-        return converted, values[converted.isna() & values.notna()]
-    if dtype.startswith("string"):
-        return values.astype(TEXT), values.iloc[:0]
-    if dtype == "Int64":
-        try:
-            return values.astype("Int64"), values.iloc[:0]
-        except (TypeError, ValueError):
-            # Some values are no integers: find them one by one, only on this (rare) path.
-            fits = values.map(_is_integer).astype(bool)
-            return values.where(fits, None).astype("Int64"), values[~fits]
-    # Decimal, date: exact Python objects, checked by the model.
-    return values.astype(object).where(values.notna(), None), values.iloc[:0]
-
-
-def _is_integer(value: Any) -> bool:
-    try:
-        pd.Series([value], dtype=object).astype("Int64")
-    except (TypeError, ValueError, OverflowError):
-        return False
-    return True

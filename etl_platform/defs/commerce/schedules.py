@@ -2,11 +2,12 @@
 
 from dagster import AssetSelection, build_schedule_from_partitioned_job, define_asset_job
 
+from etl_platform.defs.commerce.keys import GROUP
 from etl_platform.defs.commerce.partitions import commerce_daily
 
 commerce_daily_job = define_asset_job(
     "commerce_daily",
-    selection=AssetSelection.groups("commerce"),
+    selection=AssetSelection.groups(GROUP),
     partitions_def=commerce_daily,
     description=(
         "One day of the commerce group: ECB rates, the category's products priced in USD and EUR, price history."

@@ -6,14 +6,12 @@ Money and rates are `Decimal` objects (Parquet `decimal128`), dates `datetime.da
 
 from typing import Annotated
 
-import pandas as pd
 import pandera.pandas as pa
 from pandera.engines import pandas_engine
 from pandera.typing import Series
 
-Text = Annotated[pd.StringDtype, "pyarrow", pd.NA]
-UtcTimestamp = Annotated[pd.DatetimeTZDtype, "ns", "UTC"]
-Day = pandas_engine.Date
+from etl_platform.lib.schema_types import Day, Int64, Text, UtcTimestamp
+
 Money = Annotated[pandas_engine.Decimal, 12, 2, "ROUND_HALF_EVEN"]
 # ECB reference rates have at most 6 decimals and 7 significant digits (1999-2025).
 Rate = Annotated[pandas_engine.Decimal, 18, 6, "ROUND_HALF_EVEN"]
@@ -41,12 +39,12 @@ class FxRateModel(pa.DataFrameModel):
 class ProductModel(pa.DataFrameModel):
     """One row per product listed in the category on the day."""
 
-    id: Series["Int64"] = pa.Field(gt=0, unique=True, description="product id in the store")
+    id: Series[Int64] = pa.Field(gt=0, unique=True, description="product id in the store")
     title: Series[Text] = pa.Field(description="product title")
     slug: Series[Text] = pa.Field(nullable=True, description="URL slug")
     description: Series[Text] = pa.Field(nullable=True, description="product description")
     category: Series[Text] = pa.Field(description="category name")
-    category_id: Series["Int64"] = pa.Field(gt=0, description="category id in the store")
+    category_id: Series[Int64] = pa.Field(gt=0, description="category id in the store")
     price_usd: Series[Money] = pa.Field(ge=0, description="price in US dollars, half-even to the cent")
     images: Series[Text] = pa.Field(nullable=True, description="image URLs as JSON text")
     created_at: Series[UtcTimestamp] = pa.Field(nullable=True, description="creationAt (UTC)")

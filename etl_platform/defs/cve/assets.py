@@ -6,10 +6,7 @@ from datetime import date
 import numpy as np
 import orjson
 import pandas as pd
-import sqlalchemy as sa
 from dagster import (
-    AssetCheckResult,
-    AssetCheckSeverity,
     AssetCheckSpec,
     AssetExecutionContext,
     AssetIn,
@@ -19,16 +16,22 @@ from dagster import (
     MaterializeResult,
     MetadataValue,
     Output,
-    TableColumn,
-    TableSchema,
     asset,
     multi_asset,
 )
 from upath import UPath
 
 from etl_platform.defs.cve import tables
+from etl_platform.defs.cve.checks import (
+    DRIFT_CHECK,
+    FOREIGN_KEY_CHECK,
+    drift_check,
+    foreign_key_check,
+    table_gate_check,
+)
 from etl_platform.defs.cve.diff import LOADABLE, change_rows, diff_day, known_versions
 from etl_platform.defs.cve.fetch import fetch_day
+from etl_platform.defs.cve.keys import CLEAN, DIFF, GROUP, RAW_CVES, TABLES
 from etl_platform.defs.cve.parse import parse_records
 from etl_platform.defs.cve.partitions import cve_daily, day_window
 from etl_platform.defs.cve.resources import NvdResource
@@ -45,19 +48,12 @@ from etl_platform.lib.frame_checks import (
 from etl_platform.lib.storage import StorageResource, frame_metadata
 from etl_platform.lib import quarantine
 from etl_platform.lib.quarantine import Gate, QuarantineResource, Verdict
+from etl_platform.lib.table_assets import table_spec
 from etl_platform.lib.typed_frames import typed_frame, typed_frame_and_failures
 from etl_platform.lib.upsert import merge
 from etl_platform.lib.warehouse import WarehouseResource
 
-GROUP = "cve"
-OWNERS = ["team:data-platform"]
-RAW_CVES = AssetKey([GROUP, "raw", "cves"])
-CLEAN = {name: AssetKey([GROUP, "clean", name]) for name in CLEAN_MODELS}
-DIFF = AssetKey([GROUP, "diff", "cve_changes"])
-TABLES = {
-    table.name: AssetKey([GROUP, "tables", table.name])
-    for table in (tables.cve, *tables.CHILD_TABLES, tables.cve_change)
-}
+# Each clean child frame and the warehouse table it loads into.
 CHILD_CLEAN = {
     "cve_metrics": tables.cve_metric,
     "cve_weaknesses": tables.cve_weakness,
@@ -65,8 +61,6 @@ CHILD_CLEAN = {
     "cve_cpe_matches": tables.cve_cpe_match,
     "cve_ssvc": tables.cve_ssvc,
 }
-FOREIGN_KEY_CHECK = "foreign_keys_intact"
-DRIFT_CHECK = "schema_drift"
 
 
 def raw_folder(root: UPath, partition_key: str) -> UPath:
@@ -80,7 +74,6 @@ def raw_folder(root: UPath, partition_key: str) -> UPath:
     partitions_def=cve_daily,
     io_manager_key="json_io_manager",
     kinds={"json", "python"},
-    owners=OWNERS,
     check_specs=[
         AssetCheckSpec(
             DRIFT_CHECK,
@@ -100,7 +93,9 @@ def raw_cves(context: AssetExecutionContext, nvd: NvdResource, storage: StorageR
     folder = raw_folder(root, partition)
     # A manifest means the day completed before: a new run asks NVD afresh.
     completed_before = root.joinpath(*RAW_CVES.path, f"{partition}.json").exists()
-    day = fetch_day(nvd.client(context.log), folder, partition, day_window(partition), context.log, fresh=completed_before)
+    day = fetch_day(
+        nvd.client(context.log), folder, partition, day_window(partition), context.log, fresh=completed_before
+    )
     manifest = day.manifest(source=nvd.resolved_url())
     drift = day.drift
     if drift:
@@ -118,18 +113,7 @@ def raw_cves(context: AssetExecutionContext, nvd: NvdResource, storage: StorageR
             "schema_drift": MetadataValue.json(drift),
         },
     )
-    yield AssetCheckResult(
-        check_name=DRIFT_CHECK,
-        passed=not drift,
-        severity=AssetCheckSeverity.WARN,
-        metadata={"unmodelled_keys": len(drift), "schema_drift": MetadataValue.json(drift)},
-        description=(
-            "keys the parser does not model (extend parse.py to keep them): "
-            + ", ".join(f"{path} (e.g. {seen['example']})" for path, seen in sorted(drift.items()))
-            if drift
-            else None
-        ),
-    )
+    yield drift_check(drift)
 
 
 @dataclass
@@ -170,7 +154,10 @@ def read_raw_day(root: UPath, manifest: dict, max_bad_share: float = quarantine.
     # One table at a time, dropping its parts, so the day is never held twice.
     frames, records = {}, {}
     for table in CLEAN_MODELS:
-        frames[table] = pd.concat(parts.pop(table), ignore_index=True) if parts[table] else typed_frame([], CLEAN_MODELS[table])
+        if parts[table]:
+            frames[table] = pd.concat(parts.pop(table), ignore_index=True)
+        else:
+            frames[table] = typed_frame([], CLEAN_MODELS[table])
         records[table] = np.concatenate(positions.pop(table)) if positions[table] else np.empty(0, dtype=np.int64)
         gate.check(table, CLEAN_MODELS[table], frames[table], records[table])
     verdict = gate.verdict(lambda record: rejected_record(folder, manifest["pages"], record))
@@ -198,7 +185,6 @@ def rejected_record(folder: UPath, pages: list[str], record: int) -> tuple[str, 
             key=key,
             io_manager_key="parquet_io_manager",
             kinds={"pandas", "parquet"},
-            owners=OWNERS,
             description=f"{CLEAN_MODELS[name].__doc__} Typed, checked against {CLEAN_MODELS[name].__name__}.",
         )
         for name, key in CLEAN.items()
@@ -209,7 +195,9 @@ def rejected_record(folder: UPath, pages: list[str], record: int) -> tuple[str, 
     check_specs=[schema_check_spec(CLEAN[name], model) for name, model in CLEAN_MODELS.items()]
     + [AssetCheckSpec(UNIQUE_KEY_CHECK, asset=CLEAN["cves"], blocking=True, description="one row per CVE")]
     + [
-        AssetCheckSpec(KNOWN_PARENT_CHECK, asset=CLEAN[name], blocking=True, description="every row belongs to a CVE of the day")
+        AssetCheckSpec(
+            KNOWN_PARENT_CHECK, asset=CLEAN[name], blocking=True, description="every row belongs to a CVE of the day"
+        )
         for name in CHILD_CLEAN
     ],
 )
@@ -252,11 +240,12 @@ def clean_cves(
     partitions_def=cve_daily,
     io_manager_key="parquet_io_manager",
     kinds={"pandas", "parquet"},
-    owners=OWNERS,
     check_specs=[schema_check_spec(DIFF, CveDiffModel)],
+    metadata={"reads_warehouse_tables": "cve, cve_change"},
     description=(
         "Each CVE of the day against the version the warehouse knew before: new, changed, "
-        "unchanged (this version is already loaded) or superseded (a newer one is)."
+        "unchanged (this version is already loaded) or superseded (a newer one is). Reads the "
+        "warehouse: `cve` for the stored versions, `cve_change` for the change recorded on the day."
     ),
 )
 def cve_changes(context: AssetExecutionContext, cves: pd.DataFrame, warehouse: WarehouseResource):
@@ -273,35 +262,13 @@ def cve_changes(context: AssetExecutionContext, cves: pd.DataFrame, warehouse: W
     yield schema_check(DIFF, CveDiffModel, diff)
 
 
-def table_gate_check(asset_key: AssetKey, counts: dict, verdict: Verdict) -> AssetCheckResult:
-    """A child table's rows against its model: their failures are counted in the records' verdict."""
-    failed = bool(counts["failing_rows"] or counts["structural"])
-    blocking = verdict.blocked and failed
-    return AssetCheckResult(
-        asset_key=asset_key,
-        check_name=SCHEMA_CHECK,
-        passed=not failed,
-        severity=AssetCheckSeverity.ERROR if blocking else AssetCheckSeverity.WARN,
-        metadata=counts,
-        description=(verdict.reason() if blocking else "its CVEs were quarantined") if failed else None,
-    )
-
-
-def column_schema(table: sa.Table) -> TableSchema:
-    return TableSchema(
-        columns=[TableColumn(c.name, str(c.type), description=c.comment or "") for c in table.columns]
-    )
-
-
 def _table_spec(table, deps: list[AssetKey]) -> AssetSpec:
-    return AssetSpec(
-        key=TABLES[table.name],
+    return table_spec(
+        TABLES[table.name],
+        table,
+        group=GROUP,
         deps=deps,
-        group_name=GROUP,
-        kinds={"sql", "postgres"},
-        owners=OWNERS,
         description=f"{table.comment} Upserted per day, in one transaction with the other cve tables.",
-        metadata={"dagster/table_name": table.name, "dagster/column_schema": column_schema(table)},
     )
 
 
@@ -377,14 +344,3 @@ def only_keys(frame: pd.DataFrame, keys: pd.Series) -> pd.DataFrame:
     wanted = frame["cve_key"].isin(keys)
     return frame if wanted.all() else frame[wanted]
 
-
-def foreign_key_check(connection, child) -> AssetCheckResult:
-    """Rows of a child table whose CVE is missing from `cve` (the whole table, not only the day)."""
-    orphans = connection.execute(
-        sa.select(sa.func.count())
-        .select_from(child.outerjoin(tables.cve, child.c.cve_key == tables.cve.c.cve_key))
-        .where(tables.cve.c.cve_key.is_(None))
-    ).scalar_one()
-    return AssetCheckResult(
-        asset_key=TABLES[child.name], check_name=FOREIGN_KEY_CHECK, passed=orphans == 0, metadata={"orphan_rows": orphans}
-    )

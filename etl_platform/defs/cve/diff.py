@@ -9,22 +9,19 @@ import sqlalchemy as sa
 
 from etl_platform.defs.cve.schemas import CveDiffModel
 from etl_platform.defs.cve.tables import cve, cve_change
+from etl_platform.lib.key_lookups import select_in_chunks
+from etl_platform.lib.schema_types import TEXT, UTC_NS
 
-KEY_CHUNK = 5_000
 LOADABLE = ("new", "changed")
-UTC_NS = "datetime64[ns, UTC]"
-TEXT = pd.StringDtype("pyarrow")
 
 
 def known_versions(connection: sa.Connection, keys: pd.Series, day: date) -> pd.DataFrame:
     """Stored `last_modified` of these CVEs, and the change recorded for them on `day` if any."""
-    stored = []
-    values = [int(k) for k in keys.dropna().unique()]
-    for start in range(0, len(values), KEY_CHUNK):
-        chunk = values[start : start + KEY_CHUNK]
-        stored.extend(
-            connection.execute(sa.select(cve.c.cve_key, cve.c.last_modified).where(cve.c.cve_key.in_(chunk))).all()
-        )
+    stored = select_in_chunks(
+        connection,
+        lambda chunk: sa.select(cve.c.cve_key, cve.c.last_modified).where(cve.c.cve_key.in_(chunk)),
+        [int(k) for k in keys.dropna().unique()],
+    )
     recorded = connection.execute(
         sa.select(cve_change.c.cve_key, cve_change.c.change, cve_change.c.previous_last_modified).where(
             cve_change.c.partition_date == day

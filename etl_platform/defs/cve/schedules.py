@@ -2,11 +2,12 @@
 
 from dagster import AssetSelection, build_schedule_from_partitioned_job, define_asset_job
 
+from etl_platform.defs.cve.keys import GROUP
 from etl_platform.defs.cve.partitions import cve_daily
 
 cve_daily_job = define_asset_job(
     "cve_daily",
-    selection=AssetSelection.groups("cve"),
+    selection=AssetSelection.groups(GROUP),
     partitions_def=cve_daily,
     description="One day of NVD CVEs, end to end: raw pages, clean tables, diff, warehouse.",
 )

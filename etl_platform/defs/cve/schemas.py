@@ -1,15 +1,11 @@
 """Pandera models of the `cve` group's typed layers: the gate every clean and diff frame passes."""
 
-from typing import Annotated
-
 import pandas as pd
 import pandera.pandas as pa
 from pandera.typing import Series
 
-UtcTimestamp = Annotated[pd.DatetimeTZDtype, "ns", "UTC"]
-# Arrow-backed text: a day of CVEs takes a fraction of the memory of Python str objects,
-# and goes to Parquet and COPY without conversion.
-Text = Annotated[pd.StringDtype, "pyarrow", pd.NA]
+from etl_platform.lib.schema_types import Int64, Text, UtcTimestamp
+
 SEVERITIES = ["NONE", "LOW", "MEDIUM", "HIGH", "CRITICAL"]
 CVSS_VERSIONS = ["2.0", "3.0", "3.1", "4.0"]
 CHANGE_KINDS = ["new", "changed", "unchanged", "superseded"]
@@ -24,7 +20,7 @@ class CveModel(pa.DataFrameModel):
     """One row per CVE, as of its `lastModified`."""
 
     cve_id: Series[Text] = pa.Field(str_matches=r"^CVE-\d{4}-\d{4,}$", description="CVE identifier")
-    cve_key: Series["Int64"] = pa.Field(gt=0, description="integer form of the id (year * 10^10 + number)")
+    cve_key: Series[Int64] = pa.Field(gt=0, description="integer form of the id (year * 10^10 + number)")
     source_identifier: Series[Text] = pa.Field(nullable=True, description="who assigned the CVE")
     description: Series[Text] = pa.Field(nullable=True, description="English description")
     published: Series[UtcTimestamp] = pa.Field(nullable=True, description="first published (UTC)")
@@ -43,7 +39,7 @@ class CveModel(pa.DataFrameModel):
 class CveMetricModel(pa.DataFrameModel):
     """One row per CVSS metric entry of every version present."""
 
-    cve_key: Series["Int64"] = pa.Field(gt=0, description="the CVE")
+    cve_key: Series[Int64] = pa.Field(gt=0, description="the CVE")
     cvss_version: Series[Text] = pa.Field(isin=CVSS_VERSIONS, description="CVSS version")
     source: Series[Text] = pa.Field(nullable=True, description="who scored it")
     type: Series[Text] = pa.Field(nullable=True, description="Primary or Secondary")
@@ -60,7 +56,7 @@ class CveMetricModel(pa.DataFrameModel):
 class CveWeaknessModel(pa.DataFrameModel):
     """One row per weakness (CWE) statement."""
 
-    cve_key: Series["Int64"] = pa.Field(gt=0, description="the CVE")
+    cve_key: Series[Int64] = pa.Field(gt=0, description="the CVE")
     source: Series[Text] = pa.Field(nullable=True, description="who stated it")
     type: Series[Text] = pa.Field(nullable=True, description="Primary or Secondary")
     cwe_id: Series[Text] = pa.Field(description="CWE-n, NVD-CWE-Other or NVD-CWE-noinfo")
@@ -72,7 +68,7 @@ class CveWeaknessModel(pa.DataFrameModel):
 class CveReferenceModel(pa.DataFrameModel):
     """One row per reference link."""
 
-    cve_key: Series["Int64"] = pa.Field(gt=0, description="the CVE")
+    cve_key: Series[Int64] = pa.Field(gt=0, description="the CVE")
     url: Series[Text] = pa.Field(description="reference URL")
     source: Series[Text] = pa.Field(nullable=True, description="who added it")
     tags: Series[Text] = pa.Field(nullable=True, description="tags as JSON text")
@@ -84,7 +80,7 @@ class CveReferenceModel(pa.DataFrameModel):
 class CveCpeMatchModel(pa.DataFrameModel):
     """One row per CPE match criterion of the CVE's configurations."""
 
-    cve_key: Series["Int64"] = pa.Field(gt=0, description="the CVE")
+    cve_key: Series[Int64] = pa.Field(gt=0, description="the CVE")
     configuration: Series[int] = pa.Field(ge=0, description="position of the configuration")
     configuration_operator: Series[Text] = pa.Field(
         nullable=True, description="AND / OR between the configuration's nodes"
@@ -107,7 +103,7 @@ class CveCpeMatchModel(pa.DataFrameModel):
 class CveSsvcModel(pa.DataFrameModel):
     """One row per SSVC assessment (CISA's decision points) of the CVE."""
 
-    cve_key: Series["Int64"] = pa.Field(gt=0, description="the CVE")
+    cve_key: Series[Int64] = pa.Field(gt=0, description="the CVE")
     source: Series[Text] = pa.Field(nullable=True, description="who assessed it (an NVD source id)")
     version: Series[Text] = pa.Field(description="SSVC version, e.g. 2.0.3")
     role: Series[Text] = pa.Field(nullable=True, description="e.g. CISA Coordinator")
@@ -126,7 +122,7 @@ class CveDiffModel(pa.DataFrameModel):
     """What partition D says of each of its CVEs against the previous known version."""
 
     cve_id: Series[Text] = pa.Field(unique=True, description="CVE identifier")
-    cve_key: Series["Int64"] = pa.Field(gt=0, unique=True, description="integer form of the id")
+    cve_key: Series[Int64] = pa.Field(gt=0, unique=True, description="integer form of the id")
     last_modified: Series[UtcTimestamp] = pa.Field(description="version in this partition")
     previous_last_modified: Series[UtcTimestamp] = pa.Field(nullable=True, description="version known before")
     change: Series[Text] = pa.Field(

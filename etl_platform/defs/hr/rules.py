@@ -101,7 +101,8 @@ def _typed_row(columns: Sequence[sa.Column], record: Mapping[str, Any]) -> dict[
 
 def _typed_value(column: sa.Column, value: Any) -> Any:
     if isinstance(column.type, sa.Integer):
-        if isinstance(value, bool) or not (isinstance(value, int) or (isinstance(value, str) and value.strip().lstrip("-").isdigit())):
+        digits = isinstance(value, str) and value.strip().lstrip("-").isdigit()
+        if isinstance(value, bool) or not (isinstance(value, int) or digits):
             raise RuleError(f"{column.name} must be an integer, got {value!r}")
         try:
             number = int(value)

@@ -1,4 +1,4 @@
-"""The `hr_migration` job and the sensor that starts it when files land."""
+"""Sensors of the `hr` group: files landing start `hr_migration`; API writes refresh the reports."""
 
 from __future__ import annotations
 
@@ -13,33 +13,18 @@ from dagster import (
     SensorEvaluationContext,
     SensorResult,
     SkipReason,
-    define_asset_job,
     sensor,
 )
 
 from etl_platform.defs.hr.keys import REJECTIONS_KEY, REPORT_KEYS, TABLE_KEYS
-from etl_platform.defs.hr.migration import LANDING_FILES, hr_tables, landed_files, landing_root
+from etl_platform.defs.hr.resources import LANDING_FILES, HrLandingResource
+from etl_platform.defs.hr.schedules import hr_migration_job, migration_run_config
 from etl_platform.defs.hr.tables import INGESTED
 from etl_platform.defs.hr.tables import metadata as hr_tables_metadata
 from etl_platform.lib.warehouse import WarehouseResource
 
-MIGRATION_OP = hr_tables.op.name
 FILES_TAG = "hr/files"
 VERSIONS_TAG = "hr/file_versions"
-
-hr_migration_job = define_asset_job(
-    "hr_migration",
-    selection=AssetSelection.assets(*TABLE_KEYS.values(), REJECTIONS_KEY, *REPORT_KEYS.values()),
-    description=(
-        "Load the HR files of the landing place (`HR_LANDING_URL`) into the warehouse, "
-        "referenced tables first, and refresh the hiring reports. Without run config every "
-        "known file the landing holds is loaded; `ops.hr_tables.config.files` names a subset."
-    ),
-)
-
-
-def migration_run_config(files: list[str]) -> dict:
-    return {"ops": {MIGRATION_OP: {"config": {"files": files}}}}
 
 
 @sensor(
@@ -54,9 +39,9 @@ def migration_run_config(files: list[str]) -> dict:
         "and a corrected file dropped again is loaded again."
     ),
 )
-def hr_landing_sensor(context: SensorEvaluationContext):
+def hr_landing_sensor(context: SensorEvaluationContext, hr_landing: HrLandingResource):
     seen: dict[str, str] = json.loads(context.cursor) if context.cursor else {}
-    landed = landed_files(landing_root())
+    landed = hr_landing.landed_files()
     current = {name: file.version for name, file in landed.items()}
     changed = [name for name in landed if seen.get(name) != current[name]]
     if not changed:

@@ -1,25 +1,33 @@
-"""Assets of the `ops` group."""
+"""Assets of the `ops` group: the raw files' retention and the HR tables' daily backup."""
 
 from datetime import timedelta
 
 from dagster import AssetExecutionContext, Config, MaterializeResult, MetadataValue, asset
 from pydantic import Field
 
+from etl_platform.defs.hr import tables as hr_tables
+from etl_platform.defs.hr.keys import REJECTIONS_KEY, TABLE_KEYS
+from etl_platform.defs.ops.backup import BACKED_UP, backup_folder, snapshot
+from etl_platform.defs.ops.keys import BACKUP_KEY, GROUP, RETENTION_KEY
+from etl_platform.defs.ops.partitions import backup_daily
+from etl_platform.lib.avro import write_table
 from etl_platform.lib.retention import delete_older_than
 from etl_platform.lib.storage import StorageResource
+from etl_platform.lib.warehouse import WarehouseResource
 
 RAW_DOMAINS = ("cve", "commerce", "sales")
 
+
+# --- retention -------------------------------------------------------------------------
 
 class RawRetentionConfig(Config):
     keep_days: int = Field(default=2, ge=0, description="raw files written longer ago than this are deleted")
 
 
 @asset(
-    key=["ops", "retention", "raw_files"],
-    group_name="ops",
+    key=RETENTION_KEY,
+    group_name=GROUP,
     kinds={"python"},
-    owners=["team:data-platform"],
     description=(
         "Deletes raw JSON files written more than `keep_days` (default 2) days ago from every "
         "domain's raw layer. Clean, diff and warehouse layers are kept; a deleted raw day is "
@@ -41,3 +49,45 @@ def raw_retention(context: AssetExecutionContext, config: RawRetentionConfig, st
             "keep_days": config.keep_days,
         }
     )
+
+
+# --- backup ----------------------------------------------------------------------------
+
+@asset(
+    key=BACKUP_KEY,
+    group_name=GROUP,
+    partitions_def=backup_daily,
+    deps=[*TABLE_KEYS.values(), REJECTIONS_KEY],
+    kinds={"avro", "sqlalchemy"},
+    description=(
+        "Backup of every HR table (departments, jobs, hired_employees, ingest_rejections) as "
+        "AVRO files with the schema embedded, one per table, under "
+        "`<ETL_STORAGE_URL>/ops/backup/hr_tables/<day>/<table>.avro`, taken in one consistent "
+        "snapshot. Rows, bytes, paths and checksums per table are recorded here; the "
+        "`restores_exactly` check proves the files restore, the `hr_restore` job restores them."
+    ),
+)
+def hr_tables_backup(
+    context: AssetExecutionContext, storage: StorageResource, warehouse: WarehouseResource
+) -> MaterializeResult:
+    warehouse.ensure_tables(hr_tables.metadata)
+    day = context.partition_key
+    folder = backup_folder(storage.root(), day)
+    with snapshot(warehouse.engine) as connection:
+        written = [write_table(connection, table, folder / f"{name}.avro") for name, table in BACKED_UP.items()]
+    metadata: dict = {
+        "dagster/row_count": sum(item.rows for item in written),
+        "folder": MetadataValue.path(str(folder)),
+        "tables": MetadataValue.json([item.table for item in written]),
+    }
+    for item in written:
+        context.log.info(f"{item.table}: {item.rows} row(s), {item.bytes} bytes -> {item.path}")
+        metadata.update(
+            {
+                f"{item.table}/rows": MetadataValue.int(item.rows),
+                f"{item.table}/bytes": MetadataValue.int(item.bytes),
+                f"{item.table}/checksum": MetadataValue.text(item.checksum),
+                f"{item.table}/path": MetadataValue.path(item.path),
+            }
+        )
+    return MaterializeResult(metadata=metadata)

@@ -64,4 +64,5 @@ def check_failure_text(evaluation) -> str:
         for name, value in evaluation.metadata.items()
         if isinstance(value.value, (int, float, str)) and len(str(value.value)) <= 80
     )
-    return f"Check {evaluation.check_name} on {where} failed ({evaluation.severity.value})" + (f": {facts}" if facts else "")
+    text = f"Check {evaluation.check_name} on {where} failed ({evaluation.severity.value})"
+    return text + (f": {facts}" if facts else "")

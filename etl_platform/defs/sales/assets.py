@@ -18,23 +18,21 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import sqlalchemy as sa
 from dagster import (
-    AssetCheckResult,
     AssetCheckSpec,
     AssetExecutionContext,
     AssetIn,
-    AssetKey,
     Config,
     DagsterInstance,
     MaterializeResult,
     MetadataValue,
     Output,
-    TableColumn,
-    TableSchema,
     asset,
 )
 from pydantic import Field
 
 from etl_platform.defs.sales import tables
+from etl_platform.defs.sales.checks import LOADED_CHECK, loaded_check
+from etl_platform.defs.sales.diff import known_statuses, status_changes
 from etl_platform.defs.sales.fetch import (
     CURSOR_KEY,
     fetch_window,
@@ -44,11 +42,20 @@ from etl_platform.defs.sales.fetch import (
     Window,
     run_window,
 )
+from etl_platform.defs.sales.keys import (
+    CLEAN_SALES,
+    DIFF_SALES,
+    EXTRA_GROUP,
+    FLAT_SALES,
+    GROUP,
+    OTHER_FLAT,
+    RAW_SALES,
+    SALE_TABLE,
+)
 from etl_platform.defs.sales.parse import (
     TypedSales,
     arrow_decimals,
     flat_sales,
-    status_changes,
     transaction_code,
     typed_sales_and_failures,
 )
@@ -65,19 +72,10 @@ from etl_platform.lib.frame_checks import (
 )
 from etl_platform.lib.quarantine import Gate, QuarantineResource
 from etl_platform.lib.storage import StorageResource, frame_metadata, storage_root, write_bytes
+from etl_platform.lib.table_assets import TABLE_KINDS, column_schema, table_metadata
 from etl_platform.lib.upsert import merge
 from etl_platform.lib.warehouse import WarehouseResource
 
-GROUP = "sales"
-EXTRA_GROUP = "sales_extra"  # the other endpoints: materialized only where a user selects them
-OWNERS = ["team:data-platform"]
-RAW_SALES = AssetKey([GROUP, "raw", "sales"])
-FLAT_SALES = AssetKey([GROUP, "flat", "sales"])
-CLEAN_SALES = AssetKey([GROUP, "clean", "sales"])
-DIFF_SALES = AssetKey([GROUP, "diff", "sale_changes"])
-SALE_TABLE = AssetKey([GROUP, "tables", "sale"])
-CORE_ASSETS = (RAW_SALES, FLAT_SALES, CLEAN_SALES, DIFF_SALES, SALE_TABLE)
-LOADED_CHECK = "every_fetched_sale_loaded"
 DEFAULT_OVERLAP_HOURS = 7 * 24
 
 
@@ -108,11 +106,12 @@ class SalesWindowConfig(Config):
     group_name=GROUP,
     io_manager_key="json_io_manager",
     kinds={"json", "python"},
-    owners=OWNERS,
+    metadata={"reads_materialization": f"{SALE_TABLE.to_user_string()} ({CURSOR_KEY})"},
     description=(
         "Hotmart `sales/history` for the run's window (from the cursor minus the overlap, or "
         "SALES_START_DATE, to now), every documented transaction_status, as the API sent it: one "
-        "JSON file per page under sales/raw/sales/<day>/<run>/, plus this manifest."
+        "JSON file per page under sales/raw/sales/<day>/<run>/, plus this manifest. The cursor is "
+        f"read from the latest materialization of {SALE_TABLE.to_user_string()} (metadata {CURSOR_KEY})."
     ),
 )
 def raw_sales(
@@ -194,7 +193,6 @@ class FlatFilesConfig(Config):
     group_name=GROUP,
     io_manager_key="parquet_io_manager",
     kinds={"parquet", "pandas"},
-    owners=OWNERS,
     description=(
         "The run's sales flattened by the generic flatten: nested objects -> path keys joined with "
         "`_` (purchase_price_value), stable column order whatever the key order, values as sent. "
@@ -226,7 +224,6 @@ def flat_sales_files(context: AssetExecutionContext, config: FlatFilesConfig, ra
     group_name=GROUP,
     io_manager_key="parquet_io_manager",
     kinds={"parquet", "pandas"},
-    owners=OWNERS,
     check_specs=[
         schema_check_spec(CLEAN_SALES, SaleModel),
         AssetCheckSpec(UNIQUE_KEY_CHECK, asset=CLEAN_SALES, blocking=True, description="one row per transaction"),
@@ -277,32 +274,19 @@ def rejected_sale(raw: dict, typed: TypedSales, positions: Collection[int]) -> C
     return lambda position: (codes.get(position) or f"#{position}", items[position])
 
 
-def known_statuses(connection: sa.Connection, keys: list[str]) -> dict[str, str | None]:
-    """transaction -> status in `sale` for these transactions (nothing when `sale` is not there yet)."""
-    if not sa.inspect(connection).has_table(tables.sale.name):
-        return {}
-    sale = tables.sale
-    known: dict[str, str | None] = {}
-    for first in range(0, len(keys), 10_000):
-        rows = connection.execute(
-            sa.select(sale.c[KEY], sale.c.purchase_status).where(sale.c[KEY].in_(keys[first : first + 10_000]))
-        )
-        known.update((key, status) for key, status in rows)
-    return known
-
-
 @asset(
     key=DIFF_SALES,
     ins={"sales": AssetIn(CLEAN_SALES)},
     group_name=GROUP,
     io_manager_key="parquet_io_manager",
     kinds={"parquet", "pandas"},
-    owners=OWNERS,
     check_specs=[schema_check_spec(DIFF_SALES, SaleChangeModel)],
+    metadata={"reads_warehouse_tables": "sale"},
     description=(
         "Each sale of the run against the warehouse before it: new, status_changed (a refund, a "
         "chargeback, an approval: previous and new status) or known. Sales seen again in the "
-        "overlap are `known` and load as unchanged."
+        "overlap are `known` and load as unchanged. Reads the warehouse: the status `sale` holds "
+        "for each transaction of the run."
     ),
 )
 def sale_changes(context: AssetExecutionContext, sales: pd.DataFrame, warehouse: WarehouseResource):
@@ -316,17 +300,12 @@ def sale_changes(context: AssetExecutionContext, sales: pd.DataFrame, warehouse:
     yield schema_check(DIFF_SALES, SaleChangeModel, diff)
 
 
-def column_schema(table: sa.Table) -> TableSchema:
-    return TableSchema(columns=[TableColumn(c.name, str(c.type), description=c.comment or "") for c in table.columns])
-
-
 @asset(
     key=SALE_TABLE,
     ins={"sales": AssetIn(CLEAN_SALES), "raw": AssetIn(RAW_SALES)},
     deps=[DIFF_SALES],
     group_name=GROUP,
-    kinds={"sql", "postgres"},
-    owners=OWNERS,
+    kinds=TABLE_KINDS,
     check_specs=[
         AssetCheckSpec(
             LOADED_CHECK,
@@ -337,7 +316,7 @@ def column_schema(table: sa.Table) -> TableSchema:
             ),
         )
     ],
-    metadata={"dagster/table_name": "sale", "dagster/column_schema": column_schema(tables.sale)},
+    metadata=table_metadata(tables.sale),
     description=(
         f"{tables.sale.comment} Upserted on purchase_transaction by the generic merge with schema "
         "evolution: new source fields become new columns (listed in added_columns); an incompatible "
@@ -360,8 +339,7 @@ def sale_table(context: AssetExecutionContext, warehouse: WarehouseResource, sal
         )
         result = merge(connection, tables.sale, arrow_decimals(sales), evolve_schema=True)
         current = sa.Table("sale", sa.MetaData(), autoload_with=connection)
-        loaded = _loaded(connection, current, sales)
-        quarantined = quarantine.open_count(connection, GROUP, window.interval, CLEAN_SALES)
+        check = loaded_check(connection, current, sales, fetched, window.interval)
         total = connection.execute(sa.select(sa.func.count()).select_from(current)).scalar_one()
     context.log.info(f"sale: {result}; {replayed} replayed from quarantine")
     cursor = max(raw["window_end_ms"], raw.get("cursor_before_ms") or 0)
@@ -382,24 +360,7 @@ def sale_table(context: AssetExecutionContext, warehouse: WarehouseResource, sal
             "warehouse": warehouse.redacted_url(),
         }
     )
-    counts = {"fetched_sales": fetched, "run_sales": len(sales), "found_in_sale": loaded, "quarantined": quarantined}
-    passed = fetched == loaded + quarantined
-    yield AssetCheckResult(
-        check_name=LOADED_CHECK,
-        passed=passed,
-        metadata=counts,
-        description=None if passed else f"fetched != found in sale + quarantined: {counts}",
-    )
-
-
-def _loaded(connection: sa.Connection, table: sa.Table, sales: pd.DataFrame) -> int:
-    keys = sales[KEY].dropna().astype(str).tolist()
-    found = 0
-    for first in range(0, len(keys), 10_000):
-        found += connection.execute(
-            sa.select(sa.func.count()).select_from(table).where(table.c[KEY].in_(keys[first : first + 10_000]))
-        ).scalar_one()
-    return found
+    yield check
 
 
 # ---- the other sales endpoints, for the same window: opt-in, in a group of their own. Not every
@@ -413,7 +374,7 @@ OTHER_ENDPOINTS = {
 
 
 def other_endpoint_asset(entity: str, endpoint: str, what: str):
-    key = AssetKey([GROUP, "flat", entity])
+    key = OTHER_FLAT[entity]
 
     @asset(
         key=key,
@@ -421,7 +382,6 @@ def other_endpoint_asset(entity: str, endpoint: str, what: str):
         group_name=EXTRA_GROUP,
         io_manager_key="parquet_io_manager",
         kinds={"parquet", "pandas"},
-        owners=OWNERS,
         description=(
             f"Hotmart `{endpoint}`: {what}, for the window of the last sales/history run, every status; "
             f"raw pages kept under sales/raw/{entity}/, flattened here (lists kept as JSON text). "

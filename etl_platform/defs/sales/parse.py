@@ -19,9 +19,9 @@ import pyarrow as pa
 
 from etl_platform.defs.sales.schemas import KEY, SaleModel
 from etl_platform.lib.flatten import flatten
+from etl_platform.lib.schema_types import TEXT, UTC_NS
 from etl_platform.lib.typed_frames import TypingError
 
-TEXT = pd.StringDtype("pyarrow")
 # A value of a `*_date` field above this (1973-03-03 in ms) is read as epoch milliseconds.
 EPOCH_MS_FLOOR = 100_000_000_000
 # Scales tried, smallest first, when decimal columns become Arrow decimals for loading.
@@ -148,7 +148,7 @@ def epoch_ms(series: pd.Series) -> tuple[pd.Series, pd.Series]:
     far = numbers.abs() > MAX_EPOCH_MS
     if far.any():
         numbers, bad = numbers.where(~far), pd.concat([bad, _failed(series, far, what)])
-    return pd.to_datetime(numbers, unit="ms", utc=True).astype("datetime64[ns, UTC]"), bad
+    return pd.to_datetime(numbers, unit="ms", utc=True).astype(UTC_NS), bad
 
 
 def integers(series: pd.Series) -> tuple[pd.Series, pd.Series]:
@@ -264,21 +264,3 @@ def arrow_decimals(frame: pd.DataFrame) -> pd.DataFrame:
             converted[name] = pd.arrays.ArrowExtensionArray(array)
             break
     return frame.assign(**converted) if converted else frame
-
-
-def status_changes(sales: pd.DataFrame, known: dict[str, str | None]) -> pd.DataFrame:
-    """Each sale against the warehouse's status before the run (`known`: transaction -> status)."""
-    keys = sales[KEY].astype(object).tolist()
-    status = sales["purchase_status"].astype(object).where(sales["purchase_status"].notna(), None).tolist()
-    previous = [known.get(k) for k in keys]
-    change = [
-        "new" if k not in known else "status_changed" if p != s else "known" for k, p, s in zip(keys, previous, status)
-    ]
-    return pd.DataFrame(
-        {
-            KEY: pd.array(keys, dtype=TEXT),
-            "change": pd.array(change, dtype=TEXT),
-            "previous_status": pd.array(previous, dtype=TEXT),
-            "status": pd.array(status, dtype=TEXT),
-        }
-    )

@@ -13,8 +13,9 @@ from dagster import (
     schedule,
 )
 
-from etl_platform.defs.sales.assets import CORE_ASSETS, last_cursor
+from etl_platform.defs.sales.assets import last_cursor
 from etl_platform.defs.sales.fetch import CURSOR_KEY
+from etl_platform.defs.sales.keys import CORE_ASSETS
 from etl_platform.defs.sales.resources import HotmartResource
 
 JOB_NAME = "sales_history"

@@ -1,0 +1,7 @@
+"""Asset keys of the `ops` group (`[ops, layer, entity]`), named once for every module that refers to them."""
+
+from dagster import AssetKey
+
+GROUP = "ops"
+RETENTION_KEY = AssetKey([GROUP, "retention", "raw_files"])
+BACKUP_KEY = AssetKey([GROUP, "backup", "hr_tables"])
