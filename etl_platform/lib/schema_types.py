@@ -3,6 +3,7 @@
 from typing import Annotated
 
 import pandas as pd
+import pandera.pandas as pa
 from pandera.engines import pandas_engine
 
 # Arrow-backed text: a fraction of the memory of Python str objects, and it goes to Parquet
@@ -19,3 +20,15 @@ Day = pandas_engine.Date
 TEXT = pd.StringDtype("pyarrow")
 UTC_NS = "datetime64[ns, UTC]"
 
+
+
+class StrictModel(pa.DataFrameModel):
+    """Base of a model whose frames hold exactly its columns, already of its types.
+
+    Pandera takes `Config` from a parent model, not from a plain class a `Config` inherits from:
+    strictness declared that way silently did not apply.
+    """
+
+    class Config:
+        strict = True
+        coerce = False

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import pandas as pd
 import pandera.pandas as pa
+import pytest
 from pandera.typing import Series
 
-from etl_platform.lib.schema_types import TEXT, UTC_NS, Boolean, Day, Int64, Text, UtcTimestamp
+from etl_platform.lib.schema_types import TEXT, UTC_NS, Boolean, Day, Int64, StrictModel, Text, UtcTimestamp
 
 
 class Row(pa.DataFrameModel):
@@ -22,3 +24,14 @@ def test_each_type_declares_its_pandas_dtype():
     assert TEXT == "string[pyarrow]"
     assert dtypes == {"text": "string[pyarrow]", "at": UTC_NS, "count": "Int64", "flag": "boolean", "day": "date"}
 
+
+
+def test_a_strict_model_refuses_a_column_it_does_not_declare():
+    class Item(StrictModel):
+        id: Series[int]
+
+        class Config:
+            description = "a subclass's own Config keeps the strictness"
+
+    with pytest.raises(pa.errors.SchemaError, match="extra"):
+        Item.validate(pd.DataFrame({"id": [1], "extra": [2]}))

@@ -10,7 +10,7 @@ import pandera.pandas as pa
 from pandera.engines import pandas_engine
 from pandera.typing import Series
 
-from etl_platform.lib.schema_types import Day, Int64, Text, UtcTimestamp
+from etl_platform.lib.schema_types import Day, Int64, StrictModel, Text, UtcTimestamp
 
 Money = Annotated[pandas_engine.Decimal, 12, 2, "ROUND_HALF_EVEN"]
 # ECB reference rates have at most 6 decimals and 7 significant digits (1999-2025).
@@ -18,12 +18,8 @@ Rate = Annotated[pandas_engine.Decimal, 18, 6, "ROUND_HALF_EVEN"]
 CHANGE_KINDS = ["new", "changed", "unchanged", "removed", "quarantined"]
 
 
-class _Strict:
-    strict = True
-    coerce = False
 
-
-class FxRateModel(pa.DataFrameModel):
+class FxRateModel(StrictModel):
     """One row per published rate (a day without a published value has no row)."""
 
     rate_date: Series[Day] = pa.Field(description="the day the ECB published the rate")
@@ -31,12 +27,12 @@ class FxRateModel(pa.DataFrameModel):
     quote: Series[Text] = pa.Field(str_matches=r"^[A-Z]{3}$", description="quoted currency")
     rate: Series[Rate] = pa.Field(gt=0, description="units of quote per 1 base")
 
-    class Config(_Strict):
+    class Config:
         description = "ECB euro reference rates"
         unique = ["rate_date", "base", "quote"]
 
 
-class ProductModel(pa.DataFrameModel):
+class ProductModel(StrictModel):
     """One row per product listed in the category on the day."""
 
     id: Series[Int64] = pa.Field(gt=0, unique=True, description="product id in the store")
@@ -50,7 +46,7 @@ class ProductModel(pa.DataFrameModel):
     created_at: Series[UtcTimestamp] = pa.Field(nullable=True, description="creationAt (UTC)")
     updated_at: Series[UtcTimestamp] = pa.Field(nullable=True, description="updatedAt (UTC)")
 
-    class Config(_Strict):
+    class Config:
         description = "store products of one category"
 
 
@@ -63,5 +59,5 @@ class ProductChangeModel(ProductModel):
     rate_date: Series[Day] = pa.Field(description="publication day of the EUR/USD rate used")
     change: Series[Text] = pa.Field(isin=CHANGE_KINDS, description="what the day says of the product")
 
-    class Config(_Strict):
+    class Config:
         description = "per-day product changes"

@@ -4,19 +4,15 @@ import pandas as pd
 import pandera.pandas as pa
 from pandera.typing import Series
 
-from etl_platform.lib.schema_types import Int64, Text, UtcTimestamp
+from etl_platform.lib.schema_types import Int64, StrictModel, Text, UtcTimestamp
 
 SEVERITIES = ["NONE", "LOW", "MEDIUM", "HIGH", "CRITICAL"]
 CVSS_VERSIONS = ["2.0", "3.0", "3.1", "4.0"]
 CHANGE_KINDS = ["new", "changed", "unchanged", "superseded"]
 
 
-class _Strict:
-    strict = True
-    coerce = False
 
-
-class CveModel(pa.DataFrameModel):
+class CveModel(StrictModel):
     """One row per CVE, as of its `lastModified`."""
 
     cve_id: Series[Text] = pa.Field(str_matches=r"^CVE-\d{4}-\d{4,}$", description="CVE identifier")
@@ -32,11 +28,11 @@ class CveModel(pa.DataFrameModel):
     cisa_vulnerability_name: Series[Text] = pa.Field(nullable=True, description="CISA vulnerability name")
     cve_tags: Series[Text] = pa.Field(nullable=True, description="cveTags as JSON text")
 
-    class Config(_Strict):
+    class Config:
         description = "NVD CVE records, one per CVE"
 
 
-class CveMetricModel(pa.DataFrameModel):
+class CveMetricModel(StrictModel):
     """One row per CVSS metric entry of every version present."""
 
     cve_key: Series[Int64] = pa.Field(gt=0, description="the CVE")
@@ -49,11 +45,11 @@ class CveMetricModel(pa.DataFrameModel):
     exploitability_score: Series[float] = pa.Field(ge=0, le=10, nullable=True, description="exploitability")
     impact_score: Series[float] = pa.Field(ge=0, le=10, nullable=True, description="impact")
 
-    class Config(_Strict):
+    class Config:
         description = "CVSS metrics"
 
 
-class CveWeaknessModel(pa.DataFrameModel):
+class CveWeaknessModel(StrictModel):
     """One row per weakness (CWE) statement."""
 
     cve_key: Series[Int64] = pa.Field(gt=0, description="the CVE")
@@ -61,11 +57,11 @@ class CveWeaknessModel(pa.DataFrameModel):
     type: Series[Text] = pa.Field(nullable=True, description="Primary or Secondary")
     cwe_id: Series[Text] = pa.Field(description="CWE-n, NVD-CWE-Other or NVD-CWE-noinfo")
 
-    class Config(_Strict):
+    class Config:
         description = "weaknesses"
 
 
-class CveReferenceModel(pa.DataFrameModel):
+class CveReferenceModel(StrictModel):
     """One row per reference link."""
 
     cve_key: Series[Int64] = pa.Field(gt=0, description="the CVE")
@@ -73,11 +69,11 @@ class CveReferenceModel(pa.DataFrameModel):
     source: Series[Text] = pa.Field(nullable=True, description="who added it")
     tags: Series[Text] = pa.Field(nullable=True, description="tags as JSON text")
 
-    class Config(_Strict):
+    class Config:
         description = "references"
 
 
-class CveCpeMatchModel(pa.DataFrameModel):
+class CveCpeMatchModel(StrictModel):
     """One row per CPE match criterion of the CVE's configurations."""
 
     cve_key: Series[Int64] = pa.Field(gt=0, description="the CVE")
@@ -96,11 +92,11 @@ class CveCpeMatchModel(pa.DataFrameModel):
     version_end_including: Series[Text] = pa.Field(nullable=True, description="version range")
     version_end_excluding: Series[Text] = pa.Field(nullable=True, description="version range")
 
-    class Config(_Strict):
+    class Config:
         description = "CPE matches"
 
 
-class CveSsvcModel(pa.DataFrameModel):
+class CveSsvcModel(StrictModel):
     """One row per SSVC assessment (CISA's decision points) of the CVE."""
 
     cve_key: Series[Int64] = pa.Field(gt=0, description="the CVE")
@@ -114,11 +110,11 @@ class CveSsvcModel(pa.DataFrameModel):
     technical_impact: Series[Text] = pa.Field(nullable=True, description="partial or total")
     raw: Series[Text] = pa.Field(description="the entry as NVD sent it (JSON)")
 
-    class Config(_Strict):
+    class Config:
         description = "SSVC assessments"
 
 
-class CveDiffModel(pa.DataFrameModel):
+class CveDiffModel(StrictModel):
     """What partition D says of each of its CVEs against the previous known version."""
 
     cve_id: Series[Text] = pa.Field(unique=True, description="CVE identifier")
@@ -130,7 +126,7 @@ class CveDiffModel(pa.DataFrameModel):
         description="new, changed, unchanged (already loaded) or superseded (a newer version is loaded)",
     )
 
-    class Config(_Strict):
+    class Config:
         description = "per-day changes"
 
 
