@@ -30,7 +30,6 @@ import hashlib
 import hmac
 import json
 import secrets
-import sys
 import threading
 import time
 from datetime import datetime, timezone
@@ -40,7 +39,7 @@ from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 from etl_platform.devservers import nvd as _nvd
-from etl_platform.devservers.serving import FaultQueue, ServedInThread
+from etl_platform.devservers.serving import FaultQueue, ServedInThread, send
 from etl_platform.devservers.nvd import CutShortFault, DelayFault, Fault, MalformedFault, StatusFault, TruncatedFault
 
 __all__ = ["FakeStoreStandIn", "Fault", "sample_products", "sample_categories"]
@@ -61,6 +60,7 @@ DEFAULT_USERS = [
         "avatar": "https://i.imgur.com/LDOO4Qs.jpg",
     }
 ]
+JSON_TYPE = "application/json; charset=utf-8"
 SUPPORTED_FAULTS = (StatusFault, DelayFault, MalformedFault, TruncatedFault, CutShortFault)
 AnyFault = StatusFault | DelayFault | MalformedFault | TruncatedFault | CutShortFault
 
@@ -264,14 +264,8 @@ class _LoopbackStandIn(ServedInThread):
         raise NotImplementedError
 
 
-def _send(handler, status: int, body: bytes, content_type: str = "application/json; charset=utf-8", headers=None) -> None:
-    handler.send_response(status)
-    handler.send_header("Content-Type", content_type)
-    handler.send_header("Content-Length", str(len(body)))
-    for name, value in (headers or {}).items():
-        handler.send_header(name, value)
-    handler.end_headers()
-    handler.wfile.write(body)
+def _send(handler, status: int, body: bytes, content_type: str = JSON_TYPE, headers=None) -> None:
+    send(handler, status, body, content_type, headers)
 
 
 def _send_json(handler, status: int, value: Any) -> None:

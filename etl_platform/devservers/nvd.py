@@ -35,6 +35,7 @@ from typing import NamedTuple
 from urllib.parse import parse_qs, urlsplit
 
 from etl_platform.devservers.serving import FaultQueue, ServedInThread
+from etl_platform.devservers.serving import send as _send  # hotmart imports it from here
 
 API_PATH = "/rest/json/cves/2.0"
 MAX_RESULTS_PER_PAGE = 2000
@@ -618,22 +619,6 @@ def _render(envelope: dict, items: list[str]) -> bytes:
     # Items are already JSON text; splice them in instead of re-encoding megabytes.
     head = json.dumps(envelope)[:-1]
     return f'{head}, "vulnerabilities": [{", ".join(items)}]}}'.encode()
-
-
-def _send(
-    handler: _Handler,
-    status: int,
-    body: bytes,
-    content_type: str = "application/json",
-    headers: dict[str, str] | None = None,
-) -> None:
-    handler.send_response(status)
-    handler.send_header("Content-Type", content_type)
-    handler.send_header("Content-Length", str(len(body)))
-    for name, value in (headers or {}).items():
-        handler.send_header(name, value)
-    handler.end_headers()
-    handler.wfile.write(body)
 
 
 def _send_cut_short(
