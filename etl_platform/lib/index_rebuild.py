@@ -4,16 +4,16 @@ PostgreSQL's own advice for adding much data to an existing table ("Populating a
 building an index over all rows at once is cheaper than maintaining it row by row. Measured on
 200k CVE rows (half new, half changed) into a `cve` table of 100k rows with its three indexes:
 maintaining them costs ~6-9 us a row written; building them again ~2 us a row held
-(benchmarks/README.md). So a merge rebuilds when it writes at least `REBUILD_MIN_SHARE` of the
-rows the table holds: a first load, a backfill, a day on which NVD re-analysed half of its
-CVEs; never an ordinary day's few thousand changes into a table of 300k.
+(benchmarks/README.md). Which batches rebuild is the merge's plan (`etl_platform.lib.merge_plan`:
+a first load, a backfill, a day on which NVD re-analysed half of its CVEs; never an ordinary
+day's few thousand changes into a table of 300k).
 
 The price is the lock: the table is locked against readers and writers (ACCESS EXCLUSIVE) from
 the start of the merge to the end of the caller's transaction. Readers wait (they never see a
-table without its indexes); a lock that is not granted within `LOCK_TIMEOUT` (a long reader),
-or that would deadlock with another merge's, sends the merge down its ordinary path. Tables
-whose indexes something else depends on (a foreign key referencing them, replica identity,
-clustering, an index comment or tablespace, an invalid index) are never rebuilt.
+table without its indexes); a lock that is not granted within the plan's `lock_timeout` (a long
+reader), or that would deadlock with another merge's, sends the merge down its direct path.
+Tables whose indexes something else depends on (a foreign key referencing them, replica
+identity, clustering, an index comment or tablespace, an invalid index) are never rebuilt.
 """
 
 from __future__ import annotations
@@ -26,12 +26,6 @@ import sqlalchemy as sa
 
 from etl_platform.lib.warehouse import quoted_table
 
-# A rebuild pays from about a third (see above); half leaves a margin for tables whose
-# indexes cost less to maintain than `cve`'s. Below `REBUILD_MIN_ROWS` neither way takes long,
-# and a small merge should not lock its table against readers.
-REBUILD_MIN_SHARE = 0.5
-REBUILD_MIN_ROWS = 50_000
-LOCK_TIMEOUT = "5s"
 # For the hash join of the stage with the table: the table's side of 100k CVE rows spills to
 # disk at the default 4MB (~0.1 s of a 200k-row merge).
 UPDATE_WORK_MEM = "64MB"
@@ -45,31 +39,40 @@ class TableIndexes:
     creates: tuple[str, ...]
 
 
-def locked_for_bulk_load(connection: sa.Connection, table: sa.Table, rows: int) -> TableIndexes | None:
-    """If writing `rows` rows into `table` costs less with its indexes built afresh, and they
-    can be: lock the table for the rest of the transaction and return its indexes. Else None,
-    with nothing locked (but for the rare case at the end)."""
+class RebuildRefused(Exception):
+    """The table's indexes are not to be dropped and built again; the message says why."""
+
+
+def lock_for_bulk_load(connection: sa.Connection, table: sa.Table, lock_timeout: str) -> TableIndexes:
+    """Lock `table` for the rest of the transaction and return its indexes, to drop and build again.
+
+    Raises `RebuildRefused`, with no more than a reader's lock taken, when something depends on the
+    indexes or the lock is not granted within `lock_timeout` or would deadlock; and, rarely, with the
+    lock held, when the indexes changed while it waited (to be read again under the lock).
+    """
     from psycopg.errors import DeadlockDetected, LockNotAvailable
 
-    if rows < REBUILD_MIN_ROWS:
-        return None
     name = quoted_table(connection, table)
-    if rows < REBUILD_MIN_SHARE * _held_rows(connection, name):
-        return None
-    if _rebuildable_indexes(connection, name) is None:
-        return None
+    # Readers' lock first, as any read of the table takes: it waits for a merge that has this table's
+    # indexes dropped, whose catalog rows are in flux ("cache lookup failed" when read meanwhile).
+    connection.exec_driver_sql(f"LOCK TABLE {name} IN ACCESS SHARE MODE")
+    _rebuildable_indexes(connection, name)  # refused before the table is locked against readers
     try:
-        with connection.begin_nested(), transaction_setting(connection, "lock_timeout", LOCK_TIMEOUT):
+        with connection.begin_nested(), transaction_setting(connection, "lock_timeout", lock_timeout):
             connection.exec_driver_sql(f"LOCK TABLE {name} IN ACCESS EXCLUSIVE MODE")
     except sa.exc.OperationalError as error:
         # Not granted in time (a long reader), or a deadlock: another bulk merge of this table,
-        # whose transaction read the table first as this one did. Either way: the ordinary path.
-        if isinstance(error.orig, (LockNotAvailable, DeadlockDetected)):
-            return None
+        # whose transaction read the table first as this one did. Either way: the direct path.
+        if isinstance(error.orig, LockNotAvailable):
+            raise RebuildRefused(f"its lock was not granted within {lock_timeout}") from None
+        if isinstance(error.orig, DeadlockDetected):
+            raise RebuildRefused("its lock would deadlock with another merge's") from None
         raise
     # Read again under the lock: an index created or dropped meanwhile is seen as it now is.
-    # (Should the table have become unsafe to rebuild meanwhile, it stays locked, unrebuilt.)
-    return _rebuildable_indexes(connection, name)
+    try:
+        return _rebuildable_indexes(connection, name)
+    except RebuildRefused as refusal:
+        raise RebuildRefused(f"{refusal} (found once locked; the lock is kept)") from None
 
 
 @contextmanager
@@ -84,7 +87,7 @@ def indexes_dropped(connection: sa.Connection, indexes: TableIndexes) -> Iterato
             connection.exec_driver_sql(statement)
 
 
-def _held_rows(connection: sa.Connection, name: str) -> float:
+def held_rows(connection: sa.Connection, table: sa.Table) -> float:
     """The planner's estimate of the table's rows: its last counted density times its size now.
 
     Read from the catalog and the statistics, never by counting: a `count(*)` would hold a
@@ -95,7 +98,7 @@ def _held_rows(connection: sa.Connection, name: str) -> float:
             "SELECT reltuples, relpages, pg_relation_size(oid) / current_setting('block_size')::int, "
             "pg_stat_get_live_tuples(oid) FROM pg_class WHERE oid = CAST(:name AS regclass)"
         ),
-        {"name": name},
+        {"name": quoted_table(connection, table)},
     ).one()
     if current == 0:
         return 0
@@ -104,7 +107,8 @@ def _held_rows(connection: sa.Connection, name: str) -> float:
     return tuples / pages * current
 
 
-def _rebuildable_indexes(connection: sa.Connection, name: str) -> TableIndexes | None:
+def _rebuildable_indexes(connection: sa.Connection, name: str) -> TableIndexes:
+    """The table's indexes as statements; `RebuildRefused` if something depends on them."""
     referenced, kind = connection.execute(
         sa.text(
             "SELECT EXISTS (SELECT FROM pg_constraint WHERE confrelid = c.oid AND contype = 'f'), c.relkind "
@@ -112,8 +116,10 @@ def _rebuildable_indexes(connection: sa.Connection, name: str) -> TableIndexes |
         ),
         {"name": name},
     ).one()
-    if referenced or kind != "r":
-        return None
+    if referenced:
+        raise RebuildRefused("a foreign key references the table")
+    if kind != "r":
+        raise RebuildRefused("it is not a plain table")
     rows = connection.execute(
         sa.text(
             """
@@ -132,8 +138,10 @@ def _rebuildable_indexes(connection: sa.Connection, name: str) -> TableIndexes |
         ),
         {"name": name},
     ).all()
-    if not all(row.safe for row in rows):
-        return None
+    unsafe = [row.index_name for row in rows if not row.safe]
+    if unsafe:
+        # Replica identity, clustering, a comment or tablespace, an invalid index: not rebuilt as it was.
+        raise RebuildRefused(f"something depends on its index {unsafe[0]} as it is")
     quote = connection.dialect.identifier_preparer.quote
     # A key constraint owns its index: dropped and added back as the constraint it is.
     drops = tuple(

@@ -8,16 +8,18 @@ What a table needs is declared once, on its SQLAlchemy `Table`:
   columns it shares with its parent; when a parent row is inserted or really changes, its
   children are replaced (deleted, then inserted from the new version).
 
-Rows are put in key order, one per key. On Postgres the rows whose key the table does not
-hold yet are copied straight into it (binary `COPY`, `etl_platform.lib.bulk_load`); the rest
-are staged into a temporary table and merged with `INSERT ... SELECT ... ON CONFLICT DO
-UPDATE`, which updates only rows whose content differs, so re-running a load writes nothing.
-The same statement returns what it inserted and updated (no second pass over the stage).
-A batch that writes much of its table (a first load, a backfill) instead locks the table,
-drops its indexes, updates the stored rows with `UPDATE ... FROM` the stage, copies the new
-ones in and builds the indexes again (`etl_platform.lib.index_rebuild`); children likewise.
-SQLite stages every row (batched inserts) and runs the same upsert. The caller owns the
-transaction.
+Rows are put in key order, one per key. Which way they are written is the merge's plan
+(`etl_platform.lib.merge_plan`, where every threshold is), and the result says which way was
+taken (`MergeResult.path`). On Postgres the rows are staged into a temporary table (binary
+`COPY`, `etl_platform.lib.bulk_load`) and merged with `INSERT ... SELECT ... ON CONFLICT DO
+UPDATE`, which updates only rows whose content differs, so re-running a load writes nothing;
+the same statement returns what it inserted and updated (no second pass over the stage). A
+large batch first copies the rows whose key the table does not hold straight into it
+(`direct`). A batch that writes much of its table (a first load, a backfill) instead locks the
+table, drops its indexes, updates the stored rows with `UPDATE ... FROM` the stage, copies the
+new ones in and builds the indexes again (`rebuild`, `etl_platform.lib.index_rebuild`);
+children likewise. SQLite stages every row (batched inserts) and runs the same upsert
+(`portable`). The caller owns the transaction.
 """
 
 from __future__ import annotations
@@ -34,14 +36,17 @@ from sqlalchemy.dialects import postgresql, sqlite
 
 from etl_platform.lib import index_rebuild
 from etl_platform.lib.bulk_load import load_rows
+from etl_platform.lib.merge_plan import (
+    PATHS,
+    MergePath,
+    MergePlan,
+    PathTaken,
+    missing_links,
+    plan_child_load,
+    plan_merge,
+)
 from etl_platform.lib.schema_evolution import evolve
 from etl_platform.lib.warehouse import quoted_table
-
-# From this many rows on, new keys are copied in directly (see `_append`); the key lookup it
-# takes does not pay for itself in smaller batches. Measured on CVE rows: 1.4x faster for 200k
-# or 50k all-new rows, 1.04-1.09x for 200k half new, level for 50k half new, slower below
-# 20k rows (benchmarks/README.md).
-DIRECT_COPY_MIN_ROWS = 50_000
 
 
 class MergeError(ValueError):
@@ -61,6 +66,16 @@ class MergeResult:
     children: dict[str, int] = field(default_factory=dict)
     added_columns: list[str] = field(default_factory=list)
     widened_columns: list[str] = field(default_factory=list)
+    plan: MergePlan | None = None  # the path intended, and the figures it was decided on
+    path: MergePath = "portable"  # the path taken
+    reason: str = ""  # why: the plan's reason, or why its path was not taken
+    child_paths: dict[str, PathTaken] = field(default_factory=dict)  # of the child tables written
+
+    def path_metadata(self, child: str | None = None) -> dict[str, str]:
+        """`merge_path` and `merge_reason` of the table, or of the child table `child` ({} if none of
+        its rows was replaced), for an asset's materialization metadata."""
+        taken = PathTaken(self.path, self.reason) if child is None else self.child_paths.get(child)
+        return {"merge_path": taken.path, "merge_reason": taken.reason} if taken else {}
 
     def as_metadata(self) -> dict[str, int | str]:
         rows: dict[str, int | str] = {
@@ -84,34 +99,38 @@ def merge(
     children: Mapping[sa.Table, pd.DataFrame] | None = None,
     *,
     evolve_schema: bool = False,
+    plan: MergePlan | MergePath | None = None,
 ) -> MergeResult:
     """Upsert `frame` into `table` and replace the children of every parent that changed.
 
     `evolve_schema=True`: first create the table or add the frame's new columns, refusing an
     incompatible type change before anything is loaded (`etl_platform.lib.schema_evolution`).
+    `plan`: the path to take; by default `plan_merge`'s. A path named ("direct") is forced (a test's
+    way down each path); a plan of `plan_merge(..., rebuild_min_rows=0)` decides on other thresholds.
     """
     evolution = evolve(connection, table, frame) if evolve_schema else None
     if evolution is not None:
         table, frame = evolution.table, evolution.frame
     children = children or {}
-    columns = _columns_of(table, frame)
+    _columns_of(table, frame)  # refuses unknown columns and missing keys before anything is written
     key = [c.name for c in table.primary_key.columns]
     if not key:
         raise MergeError(f"table {table.name} has no primary key to merge on")
-    postgres = connection.dialect.name == "postgresql"
     links = {child: _parent_key(child, table) for child in children}
     returned = sorted({column for key_columns in links.values() for column in key_columns})
-    # Postgres, a batch large enough: copy the new keys in directly (see `_append`), unless the
-    # children need link columns the rows lack; and drop and rebuild the indexes around the
-    # load when it writes much of the table (`etl_platform.lib.index_rebuild`).
-    direct = postgres and len(frame) >= DIRECT_COPY_MIN_ROWS and set(returned) <= set(columns)
-    rebuild = index_rebuild.locked_for_bulk_load(connection, table, len(frame)) if direct else None
+    plan = _plan(connection, table, frame, children, plan)
+    taken = PathTaken(plan.path, plan.reason)
+    missing = missing_links(frame, children)
+    if taken.path in ("direct", "rebuild") and missing:  # a forced plan: new keys' links unknown
+        taken = _not_taken(plan, "staged", f"the rows lack their children's link columns {missing}")
+    indexes, taken = _lock_if_rebuilding(connection, table, plan, taken)
+    lookup = taken.path in ("direct", "rebuild")
     with ThreadPoolExecutor(max_workers=1) as worker:
         # The server looks up which keys it holds while this thread puts the rows in order.
-        stored = worker.submit(_stored_positions, connection, table, frame, key) if direct else None
+        stored = worker.submit(_stored_positions, connection, table, frame, key) if lookup else None
         order, dropped = _merge_order(frame, key, table.info.get("version_column"))
         is_new = ~np.isin(order, stored.result()) if stored else np.zeros(len(order), dtype=bool)
-    result = MergeResult(table=table.name, staged=len(order), duplicates_dropped=dropped)
+    result = MergeResult(table=table.name, staged=len(order), duplicates_dropped=dropped, plan=plan)
     if evolution is not None:
         result.added_columns, result.widened_columns = evolution.added, evolution.widened
 
@@ -119,25 +138,72 @@ def merge(
         _temp_table(connection, f"_affected_{table.name}", [table.c[c] for c in returned]) if returned else None
     )
     batch = _Batch(frame, order, is_new, key)
-    if rebuild is not None:
-        result.inserted, changed = _merge_rebuilding(connection, table, batch, affected, returned, rebuild)
-    elif postgres:
-        result.inserted, changed = _merge_postgres(connection, table, batch, affected, returned)
-    else:
+    if indexes is not None:
+        result.inserted, changed = _merge_rebuilding(connection, table, batch, affected, returned, indexes)
+    elif taken.path == "portable":
         result.inserted, changed = _merge_portable(connection, table, batch, affected, returned)
+    else:
+        result.inserted, changed, copied = _merge_postgres(connection, table, batch, affected, returned)
+        if not copied:
+            taken = _not_taken(plan, "staged", "another writer committed one of the new keys meanwhile")
+    result.path, result.reason = taken
     if affected is not None:
-        # Postgres copies the children of written parents straight in; SQLite stages them.
-        written = _written_parents(connection, affected) if postgres else None
+        # The portable path stages the children; the others copy those of written parents straight in.
+        written = _written_parents(connection, affected) if taken.path != "portable" else None
         for child, child_frame in children.items():
             # With no parent inserted or changed there is nothing to replace (a re-run).
-            result.children[child.name] = (
-                _replace_children(connection, child, child_frame, affected, links[child], written) if changed else 0
-            )
+            if changed:
+                result.children[child.name], result.child_paths[child.name] = _replace_children(
+                    connection, child, child_frame, affected, links[child], written, plan
+                )
+            else:
+                result.children[child.name] = 0
         affected.drop(connection)
 
     result.updated = changed - result.inserted
     result.unchanged = result.staged - changed
     return result
+
+
+def _plan(
+    connection: sa.Connection,
+    table: sa.Table,
+    frame: pd.DataFrame,
+    children: Mapping[sa.Table, pd.DataFrame],
+    plan: MergePlan | MergePath | None,
+) -> MergePlan:
+    """The plan to merge by: the one given (a path named is forced), else `plan_merge`'s."""
+    if plan is None:
+        return plan_merge(connection, table, frame, children)
+    if isinstance(plan, str):
+        if plan not in PATHS:
+            raise MergeError(f"no merge path {plan!r}: one of {', '.join(PATHS)}")
+        plan = MergePlan.force(plan)
+    postgres = connection.dialect.name == "postgresql"
+    if plan.path != "portable" and not postgres:
+        raise MergeError(f"the {plan.path} path needs Postgres, not {connection.dialect.name}")
+    if plan.path == "portable" and postgres:
+        # It counts the stored keys before it upserts: exact only where no other writer commits between.
+        raise MergeError("the portable path is for databases other than Postgres")
+    return replace(plan, batch_rows=len(frame)) if plan.batch_rows is None else plan
+
+
+def _not_taken(plan: MergePlan, path: MergePath, why: str) -> PathTaken:
+    return PathTaken(path, f"{plan.path} planned ({plan.reason}), not taken: {why}")
+
+
+def _lock_if_rebuilding(
+    connection: sa.Connection, table: sa.Table, plan: MergePlan, taken: PathTaken | None = None
+) -> tuple[index_rebuild.TableIndexes | None, PathTaken]:
+    """The table's indexes, the table locked, if the path (`taken` so far, else the plan's) is
+    `rebuild` and the lock is granted; else None, and the path to take instead."""
+    taken = taken or PathTaken(plan.path, plan.reason)
+    if taken.path != "rebuild":
+        return None, taken
+    try:
+        return index_rebuild.lock_for_bulk_load(connection, table, plan.lock_timeout), taken
+    except index_rebuild.RebuildRefused as refusal:
+        return None, _not_taken(plan, "direct", str(refusal))
 
 
 @dataclass(frozen=True)
@@ -163,10 +229,12 @@ class _Batch:
 
 def _merge_postgres(
     connection: sa.Connection, table: sa.Table, batch: _Batch, affected: sa.Table | None, returned: list[str]
-) -> tuple[int, int]:
-    """Copy in the rows marked new, upsert the others; return (inserted, inserted or updated)."""
+) -> tuple[int, int, bool]:
+    """Copy in the rows marked new, upsert the others; return (inserted, inserted or updated, whether
+    the new rows were copied in)."""
     appended = batch.new_rows()
-    if not _append(connection, table, appended):
+    copied = _append(connection, table, appended)
+    if not copied:
         # Another writer committed one of the new keys meanwhile: upsert every row.
         appended, batch = appended.iloc[:0], batch.none_new()
     if affected is not None:
@@ -177,7 +245,7 @@ def _merge_postgres(
     inserted = sa.literal_column(f"{quoted_table(connection, table)}.xmax = 0")
     inserted, written = _run_counting(connection, statement, inserted, affected, returned)
     stage.drop(connection)
-    return len(appended) + inserted, len(appended) + written
+    return len(appended) + inserted, len(appended) + written, copied
 
 
 def _merge_rebuilding(
@@ -411,23 +479,26 @@ def _replace_children(
     affected: sa.Table,
     parent_key: list[str],
     written: pd.DataFrame | None,
-) -> int:
-    """Delete the children of every parent in `affected`, insert theirs from `frame`.
+    plan: MergePlan,
+) -> tuple[int, PathTaken]:
+    """Delete the children of every parent in `affected`, insert theirs from `frame`; return how many,
+    and the path taken.
 
     With `written` (those parents' link values, read back on Postgres) the new children are
-    chosen here and copied straight into the child table; otherwise they are staged and chosen
-    by the database.
+    chosen here and copied straight into the child table, whose indexes are built again if
+    `plan_child_load` says so; otherwise they are staged and chosen by the database.
     """
     columns = _columns_of_child(child, frame)
     child_cols = sa.tuple_(*(child.c[c] for c in parent_key))
     parents = sa.select(*(affected.c[c] for c in parent_key))
     if written is not None:
         rows = _children_of(frame, written, parent_key)
-        indexes = index_rebuild.locked_for_bulk_load(connection, child, len(rows))
+        child_plan = plan_child_load(connection, child, len(rows), plan)
+        indexes, taken = _lock_if_rebuilding(connection, child, child_plan)
         with index_rebuild.indexes_dropped(connection, indexes) if indexes else nullcontext():
             connection.execute(sa.delete(child).where(child_cols.in_(parents)))
             load_rows(connection, child, rows)
-        return len(rows)
+        return len(rows), taken
     connection.execute(sa.delete(child).where(child_cols.in_(parents)))
     stage = _temp_table(connection, f"_stage_{child.name}", [child.c[c] for c in columns])
     load_rows(connection, stage, frame)  # COPY names the columns: no reordered copy of the rows
@@ -435,7 +506,7 @@ def _replace_children(
     source = sa.select(*(stage.c[c] for c in columns)).where(staged_cols.in_(parents))
     inserted = _rowcount(connection, sa.insert(child).from_select(columns, source))
     stage.drop(connection)
-    return inserted
+    return inserted, PathTaken("portable", "as their parents: staged, the children of written parents inserted")
 
 
 def _written_parents(connection: sa.Connection, affected: sa.Table) -> pd.DataFrame:

@@ -7,7 +7,7 @@ import sqlalchemy as sa
 from upath import UPath
 
 from etl_platform.devservers.nvd import Fault
-from etl_platform.lib import index_rebuild, upsert
+from etl_platform.lib import merge_plan
 from etl_platform.lib.warehouse import engine_for
 from etl_platform_tests.cve.conftest import (
     SAMPLE_DAY,
@@ -92,9 +92,10 @@ def test_a_changed_cve_replaces_its_children_and_records_the_change(run_day, nvd
 
 def test_days_loaded_on_the_bulk_path_land_as_row_by_row(run_day, nvd, postgres_url, monkeypatch):
     # The thresholds of a 300k-CVE day, lowered to the sample's 38: copy, drop and rebuild indexes.
-    monkeypatch.setattr(upsert, "DIRECT_COPY_MIN_ROWS", 0)
-    monkeypatch.setattr(index_rebuild, "REBUILD_MIN_ROWS", 0)
-    monkeypatch.setattr(index_rebuild, "REBUILD_MIN_SHARE", 0)
+    # (The assets plan their merges themselves: no `merge(..., plan=)` reaches them from a job.)
+    monkeypatch.setattr(merge_plan, "DIRECT_COPY_MIN_ROWS", 0)
+    monkeypatch.setattr(merge_plan, "REBUILD_MIN_ROWS", 0)
+    monkeypatch.setattr(merge_plan, "REBUILD_MIN_SHARE", 0)
     key = 2023 * 10**10 + 27314
     references = sa.text("SELECT url FROM cve_reference WHERE cve_key = :k")
     first = run_day(warehouse_url=postgres_url)
@@ -109,6 +110,8 @@ def test_days_loaded_on_the_bulk_path_land_as_row_by_row(run_day, nvd, postgres_
     assert all(check_results(first).values()) and all(check_results(second).values())
     assert first_counts == SAMPLE_COUNTS
     assert materialization_metadata(second, "cve/tables/cve")["updated"] == 1
+    assert {materialization_metadata(run, "cve/tables/cve")["merge_path"] for run in (first, second)} == {"rebuild"}
+    assert materialization_metadata(first, "cve/tables/cve_reference")["merge_path"] == "rebuild"
     counts = table_counts(postgres_url)
     assert (counts["cve"], counts["cve_change"]) == (38, 39)
     assert counts["cve_reference"] == SAMPLE_COUNTS["cve_reference"] - replaced + 1
@@ -245,3 +248,12 @@ def test_reconciliation_notices_a_warehouse_that_went_short(run_day, postgres_ur
     assert not evaluation.passed
     assert evaluation.metadata["api_total_results"].value == 38
     assert evaluation.metadata["warehouse_rows"].value == 37
+
+
+def test_each_table_says_which_merge_path_it_took(run_day, any_warehouse_url):
+    result = run_day(warehouse_url=any_warehouse_url)
+
+    expected = "staged" if any_warehouse_url.startswith("postgresql") else "portable"
+    cve = materialization_metadata(result, "cve/tables/cve")
+    assert cve["merge_path"] == expected and cve["merge_reason"]
+    assert materialization_metadata(result, "cve/tables/cve_change")["merge_path"] == expected

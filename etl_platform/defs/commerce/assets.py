@@ -164,7 +164,12 @@ def fx_rate_table(
     with warehouse.begin() as connection:
         result = merge(connection, tables.fx_rate, rates)
     return MaterializeResult(
-        metadata={"inserted": result.inserted, "updated": result.updated, "rates_in_window": len(rates)}
+        metadata={
+            "inserted": result.inserted,
+            "updated": result.updated,
+            "rates_in_window": len(rates),
+            **result.path_metadata(),
+        }
     )
 
 
@@ -466,6 +471,7 @@ def product_tables(context: AssetExecutionContext, diff: pd.DataFrame, warehouse
                     "kept_while_quarantined": int((diff["change"] == QUARANTINED).sum()),
                     "replayed_from_quarantine": replayed,
                     "warehouse": warehouse.redacted_url(),
+                    **upserted.path_metadata(),
                 },
                 "product_price_history": {k.split("/", 1)[1]: v for k, v in history.as_metadata().items()},
             }
@@ -512,5 +518,6 @@ def fx_rate_history(
             "first_day": str(min(rates["rate_date"])) if len(rates) else "",
             "last_day": str(max(rates["rate_date"])) if len(rates) else "",
             "source": MetadataValue.url(client.history_url),
+            **result.path_metadata(),
         }
     )

@@ -327,12 +327,17 @@ def cve_tables(
             "day_cves": len(cves),
             "replayed_from_quarantine": replayed,
             "warehouse": warehouse.redacted_url(),
+            **result.path_metadata(),
         },
     )
     for table in tables.CHILD_TABLES:
-        yield MaterializeResult(asset_key=TABLES[table.name], metadata={"rows_replaced": result.children[table.name]})
+        yield MaterializeResult(
+            asset_key=TABLES[table.name],
+            metadata={"rows_replaced": result.children[table.name], **result.path_metadata(table.name)},
+        )
     yield MaterializeResult(
-        asset_key=TABLES["cve_change"], metadata={"inserted": changes.inserted, "updated": changes.updated}
+        asset_key=TABLES["cve_change"],
+        metadata={"inserted": changes.inserted, "updated": changes.updated, **changes.path_metadata()},
     )
     with warehouse.begin() as connection:
         for table in tables.CHILD_TABLES:

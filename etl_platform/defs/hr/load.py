@@ -61,6 +61,7 @@ class TableLoad:
     unchanged: int = 0
     rejected: int = 0
     reasons: Counter = field(default_factory=Counter)
+    merge_paths: Counter = field(default_factory=Counter)  # the path each batch's merge took
     transactions: list[int] = field(default_factory=list)
     preview: pd.DataFrame | None = None
 
@@ -100,6 +101,7 @@ def load_records(
                 load.inserted += result.inserted
                 load.updated += result.updated
                 load.unchanged += result.unchanged
+                load.merge_paths[result.path] += 1
             log_rejections(connection, table.name, checked.rejections, source)
         load.transactions.append(len(batch))
         taken.update(int(i) for i in checked.rows["id"])
@@ -129,6 +131,7 @@ def load_metadata(load: TableLoad, landed: LandedFile, kept: UPath, total_rows: 
         "unchanged": load.unchanged,
         "rejections_by_reason": MetadataValue.json(dict(load.reasons.most_common())),
         "transactions": len(load.transactions),
+        "merge_path": ", ".join(f"{path} ({n})" for path, n in load.merge_paths.most_common()) or "none",
         "largest_transaction_rows": max(load.transactions, default=0),
         "dagster/row_count": total_rows,
     }

@@ -358,6 +358,7 @@ def sale_table(context: AssetExecutionContext, warehouse: WarehouseResource, sal
             "dagster/row_count": total,
             "dagster/column_schema": column_schema(current),
             "warehouse": warehouse.redacted_url(),
+            **result.path_metadata(),
         }
     )
     yield check
