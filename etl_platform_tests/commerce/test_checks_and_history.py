@@ -8,9 +8,10 @@ from decimal import Decimal
 import sqlalchemy as sa
 from dagster import AssetCheckKey, AssetSelection, DagsterInstance, materialize
 
-from etl_platform.defs.commerce.assets import fx_rate_history
+from etl_platform.defs.ops.assets import fx_rate_history
 from etl_platform.defs.commerce.checks import HAS_RATE_CHECK, PRICE_EUR_CHECK
-from etl_platform.defs.commerce.keys import FX_HISTORY, RAW_FX, TABLES
+from etl_platform.defs.commerce.keys import RAW_FX, TABLES
+from etl_platform.defs.ops.keys import FX_HISTORY
 from etl_platform.defs.commerce.resources import EcbResource
 from etl_platform.definitions import build_resources
 from etl_platform.lib.warehouse import engine_for

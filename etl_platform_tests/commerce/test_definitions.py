@@ -11,7 +11,8 @@ from pathlib import Path
 
 from dagster import TimeWindowPartitionMapping
 
-from etl_platform.defs.commerce.keys import DIFF, FX_HISTORY, TABLES
+from etl_platform.defs.commerce.keys import DIFF, TABLES
+from etl_platform.defs.ops.keys import FX_HISTORY
 from etl_platform.definitions import defs
 from etl_platform_tests.commerce.conftest import SATURDAY, rows
 

@@ -1,10 +1,9 @@
-"""Assets of the `commerce` group, and the one-time history load of the ECB rates (`ops`).
+"""Assets of the `commerce` group (the ECB's full rate history load is an `ops` asset).
 
     commerce/raw/fx_rates -> commerce/clean/fx_rates -> commerce/tables/fx_rate
     commerce/raw/products -> commerce/clean/products -> commerce/diff/product_changes
         -> commerce/tables/product, commerce/tables/product_price_history
     (a product the store sends broken is set aside in `quarantine`; the rest of its day loads)
-    ops/history/fx_rates (not partitioned): every currency since 1999 -> fx_rate, one request
 """
 
 from collections.abc import Sequence
@@ -21,7 +20,6 @@ from dagster import (
     AssetKey,
     Failure,
     MaterializeResult,
-    MetadataValue,
     Output,
     asset,
     multi_asset,
@@ -41,7 +39,6 @@ from etl_platform.defs.commerce.diff import (
 )
 from etl_platform.defs.commerce.parse import (
     listed_ids,
-    parse_eurofxref_history,
     parse_sdmx_csv,
     parse_sdmx_json,
     product_key,
@@ -54,8 +51,6 @@ from etl_platform.defs.commerce.keys import (
     CLEAN_FX,
     CLEAN_PRODUCTS,
     DIFF,
-    FX_HISTORY,
-    FX_HISTORY_GROUP,
     GROUP,
     RAW_FX,
     RAW_PRODUCTS,
@@ -480,44 +475,3 @@ def product_tables(context: AssetExecutionContext, diff: pd.DataFrame, warehouse
         yield MaterializeResult(asset_key=TABLES[name], metadata=metadata)
     with warehouse.begin() as connection:
         yield one_open_row_check(connection)
-
-
-# ---------------------------------------------------------------- history load (ops)
-
-
-@asset(
-    key=FX_HISTORY,
-    group_name=FX_HISTORY_GROUP,
-    kinds={"python", "postgres"},
-    metadata=table_metadata(tables.fx_rate),
-    description=(
-        "One-time (or occasional) load of the ECB's full reference-rate history (eurofxref-hist, "
-        "every currency since 1999-01-04) into fx_rate, in one request: a year of commerce "
-        "backfill then needs no rate request per day. The zip is kept under ops/history/fx_rates/."
-    ),
-)
-def fx_rate_history(
-    context: AssetExecutionContext, ecb: EcbResource, storage: StorageResource, warehouse: WarehouseResource
-):
-    client = ecb.client(context.log)
-    data = client.history()
-    write_bytes(storage.root().joinpath(*FX_HISTORY.path, "eurofxref-hist.zip"), data)
-    rates = typed_frame(parse_eurofxref_history(data), FxRateModel)
-    check = schema_check(FX_HISTORY, FxRateModel, rates)
-    if not check.passed:
-        raise Failure(description="the eurofxref history does not satisfy FxRateModel", metadata=check.metadata)
-    warehouse.ensure_tables(tables.metadata)
-    with warehouse.begin() as connection:
-        result = merge(connection, tables.fx_rate, rates)
-    return MaterializeResult(
-        metadata={
-            "dagster/row_count": len(rates),
-            "inserted": result.inserted,
-            "updated": result.updated,
-            "currencies": int(rates["quote"].nunique()),
-            "first_day": str(min(rates["rate_date"])) if len(rates) else "",
-            "last_day": str(max(rates["rate_date"])) if len(rates) else "",
-            "source": MetadataValue.url(client.history_url),
-            **result.path_metadata(),
-        }
-    )

@@ -1,5 +1,5 @@
-"""Asset keys of the `commerce` group (`[group, layer, entity]`), and of the `ops` rate history load it
-defines, named once for every module that refers to them."""
+"""Asset keys of the `commerce` group (`[group, layer, entity]`), named once for every module that
+refers to them."""
 
 from dagster import AssetKey
 
@@ -15,5 +15,3 @@ TABLES = {
     t.name: AssetKey([GROUP, "tables", t.name])
     for t in (tables.fx_rate, tables.product, tables.product_price_history)
 }
-FX_HISTORY_GROUP = "ops"
-FX_HISTORY = AssetKey([FX_HISTORY_GROUP, "history", "fx_rates"])

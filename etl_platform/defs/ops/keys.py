@@ -5,3 +5,4 @@ from dagster import AssetKey
 GROUP = "ops"
 RETENTION_KEY = AssetKey([GROUP, "retention", "raw_files"])
 BACKUP_KEY = AssetKey([GROUP, "backup", "hr_tables"])
+FX_HISTORY = AssetKey([GROUP, "history", "fx_rates"])
