@@ -21,33 +21,15 @@ from etl_platform.devservers import EcbStandIn, FakeStoreStandIn, NvdStandIn
 from etl_platform.devservers.hotmart import HotmartStandIn
 from etl_platform.devservers.nvd import Fault
 from etl_platform.lib.http import SourceError
+from etl_platform_tests.commerce.conftest import ecb, store  # noqa: F401 (fixtures: the stand-ins as commerce runs them)
 
 CUTS = [pytest.param(False, id="content-length"), pytest.param(True, id="chunked")]
 FAST = {"backoff_seconds": 0.01, "timeout_seconds": 5.0}
 NVD_DAY = day_window("2023-10-18")  # the day of the shipped NVD samples
 JUNE_WEEK = (date(2024, 6, 3), date(2024, 6, 7))
-SHOES_ID, SHOES = 4, [162, 163, 166, 169, 170]
+SHOES_ID = 4  # the stand-in's "Shoes" category, holding the commerce tests' products
 CLIENT_ID, CLIENT_SECRET = "cut-client", "cut-secret"
 SALES_WINDOW = (1_767_225_600_000, 1_767_225_600_000 + 10 * 86_400_000)  # 2026-01-01 + 10 days, epoch ms
-
-
-@pytest.fixture
-def nvd() -> Iterator[NvdStandIn]:
-    with NvdStandIn() as server:
-        yield server
-
-
-@pytest.fixture
-def ecb() -> Iterator[EcbStandIn]:
-    with EcbStandIn() as server:
-        yield server
-
-
-@pytest.fixture
-def store() -> Iterator[FakeStoreStandIn]:
-    with FakeStoreStandIn() as server:
-        server.assign_category(SHOES, "Shoes")
-        yield server
 
 
 @pytest.fixture
