@@ -40,13 +40,14 @@ def main(argv: list[str] | None = None) -> int:
     os.makedirs(os.environ["DAGSTER_HOME"], exist_ok=True)
     from dagster import DagsterInstance
 
-    from etl_platform.definitions import defs
+    from etl_platform.definitions import build_definitions
 
     instance = DagsterInstance.get()
 
     def run(job: str, partition: str | None = None) -> bool:
         print(f"\n== {job}" + (f", partition {partition}" if partition else "") + " ...")
-        result = defs.get_job_def(job).execute_in_process(
+        # Built afresh: each step points the environment at its stand-ins first.
+        result = build_definitions().get_job_def(job).execute_in_process(
             partition_key=partition,
             instance=instance,
             run_config={"loggers": {"console": {"config": {"log_level": "WARNING"}}}},

@@ -14,7 +14,7 @@ from collections.abc import Iterator
 import pytest
 import sqlalchemy as sa
 
-from etl_platform.devservers import NvdStandIn
+from etl_platform.devservers import EcbStandIn, NvdStandIn
 from etl_platform.lib import warehouse as warehouse_lib
 
 PG_ADMIN_URL = os.environ.get("ETL_TEST_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres")
@@ -85,6 +85,13 @@ def s3_bucket(s3_server, monkeypatch) -> str:
 def nvd() -> Iterator[NvdStandIn]:
     """The NVD stand-in serving the shipped real records (all last modified on 2023-10-18)."""
     with NvdStandIn() as server:
+        yield server
+
+
+@pytest.fixture
+def ecb() -> Iterator[EcbStandIn]:
+    """The ECB stand-in (data API and reference-rate files) serving the shipped recordings."""
+    with EcbStandIn() as server:
         yield server
 
 

@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import os
-import subprocess
-import sys
 from pathlib import Path
 
 import sqlalchemy as sa
 
 from etl_platform.definitions import defs
 from etl_platform.lib.warehouse import engine_for
+from etl_platform_tests.runs import dagster_cli
 
 EXPECTED_ASSETS = [
     "commerce/clean/fx_rates",
@@ -115,13 +114,6 @@ def test_checks_and_schedules_are_registered():
     assert "sales/clean/sales:pandera_schema" in checks
 
 
-def _dagster_cli(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess:
-    dagster = Path(sys.executable).parent / "dagster"
-    return subprocess.run(
-        [str(dagster), *args], env={**os.environ, **env}, capture_output=True, text=True, timeout=300
-    )
-
-
 def test_the_cli_materializes_one_day_of_the_group_into_the_configured_warehouse(nvd, etl_env, postgres_url, tmp_path):
     env = {
         "NVD_API_URL": nvd.url,
@@ -130,7 +122,7 @@ def test_the_cli_materializes_one_day_of_the_group_into_the_configured_warehouse
     }
     os.makedirs(env["DAGSTER_HOME"])
 
-    run = _dagster_cli(
+    run = dagster_cli(
         "asset", "materialize", "-m", "etl_platform.definitions", "--select", "group:cve", "--partition", "2023-10-18",
         env=env,
     )
@@ -144,7 +136,7 @@ def test_the_cli_materializes_an_empty_day_on_embedded_defaults(nvd, etl_env, tm
     env = {"NVD_API_URL": nvd.url, "DAGSTER_HOME": str(tmp_path / "dagster_home")}
     os.makedirs(env["DAGSTER_HOME"])
 
-    run = _dagster_cli(
+    run = dagster_cli(
         "asset", "materialize", "-m", "etl_platform.definitions", "--select", "group:cve", "--partition", "2025-06-01",
         env=env,
     )

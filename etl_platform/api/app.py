@@ -16,25 +16,12 @@ from etl_platform.defs.cve import tables as cve_tables
 from etl_platform.defs.hr import tables as hr_tables
 from etl_platform.lib import quarantine as quarantine_tables
 from etl_platform.lib import settings
-from etl_platform.lib.warehouse import add_missing_columns, engine_for, is_postgres
+from etl_platform.lib.warehouse import create_tables, engine_for
 
-# The tables every router reads; created at startup when missing, so that an empty
-# warehouse answers with empty results rather than errors.
+# The tables every router reads; created at startup when missing (with the nullable columns a
+# newer release declares, e.g. `cve_cpe_match.configuration_operator`, since the routers select
+# them), so that an empty warehouse answers with empty results rather than errors.
 WAREHOUSE_METADATA = (cve_tables.metadata, hr_tables.metadata, quarantine_tables.metadata)
-CREATE_TABLES_LOCK = 0x65746C5F617069  # any constant key, the same in every worker
-
-
-def _create_tables(engine: sa.Engine) -> None:
-    """Create the missing tables, and add the nullable columns a newer release declares (e.g.
-    `cve_cpe_match.configuration_operator`) that an older warehouse lacks, since the routers
-    select them; on Postgres under an advisory lock, so that the workers of
-    `uvicorn --workers N` starting together on an empty warehouse do not race."""
-    with engine.begin() as connection:
-        if is_postgres(connection):
-            connection.execute(sa.select(sa.func.pg_advisory_xact_lock(CREATE_TABLES_LOCK)))
-        for metadata in WAREHOUSE_METADATA:
-            metadata.create_all(connection, checkfirst=True)
-            add_missing_columns(connection, metadata)
 
 
 class Health(BaseModel):
@@ -50,7 +37,7 @@ def create_app(warehouse_url: str | None = None) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         engine = engine_for(warehouse_url or settings.warehouse_url())
-        await run_in_threadpool(_create_tables, engine)
+        await run_in_threadpool(create_tables, engine, WAREHOUSE_METADATA)
         app.state.engine = engine
         yield
         engine.dispose()

@@ -103,7 +103,7 @@ async def require_token(  # async: no thread hop for a comparison
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
 ) -> None:
     """401 unless the bearer token equals `ETL_API_TOKEN` (read per request; unset: refuse all)."""
-    expected = settings.env(TOKEN_VARIABLE)
+    expected = settings.api_token()
     given = credentials.credentials if credentials else None
     if not expected or not given or not hmac.compare_digest(given.encode(), expected.encode()):
         raise HTTPException(

@@ -15,7 +15,8 @@ Stand-in choices (not recorded behaviour of the real API):
 * tokens are HS256 JWTs with payload ``{"sub", "iat", "exp"}`` signed with a
   per-server secret; access and refresh tokens use different secrets, so one
   is never accepted as the other. :meth:`FakeStoreStandIn.expire_access_tokens`
-  and :meth:`FakeStoreStandIn.revoke_refresh_tokens` rotate those secrets;
+  and :meth:`FakeStoreStandIn.revoke_refresh_tokens` rotate those secrets, and
+  :meth:`FakeStoreStandIn.pass_time` runs their ``exp`` out without waiting;
 * error bodies follow NestJS: ``{"message", "statusCode"[, "error"]}``.
 
 Faults are those of :mod:`etl_platform.devservers.nvd` (status, delay,
@@ -332,6 +333,7 @@ class FakeStoreStandIn(_LoopbackStandIn):
         self.require_auth = require_auth
         self._access_secret = secrets.token_bytes(32)
         self._refresh_secret = secrets.token_bytes(32)
+        self._clock_ahead = 0.0  # seconds `pass_time` moved the tokens' clock on
         self._categories = copy.deepcopy(sample_categories() if categories is None else categories)
         self._products = copy.deepcopy(sample_products() if products is None else products)
         self._users = copy.deepcopy(DEFAULT_USERS if users is None else users)
@@ -407,7 +409,7 @@ class FakeStoreStandIn(_LoopbackStandIn):
 
     def issue_tokens(self, user_id: int) -> dict:
         """A fresh ``{"access_token", "refresh_token"}`` pair for ``user_id``, as login answers."""
-        now = int(time.time())
+        now = int(self._now())
         return {
             "access_token": jwt_encode({"sub": user_id, "iat": now, "exp": int(now + self.access_ttl)}, self._access_secret),
             "refresh_token": jwt_encode({"sub": user_id, "iat": now, "exp": int(now + self.refresh_ttl)}, self._refresh_secret),
@@ -423,7 +425,16 @@ class FakeStoreStandIn(_LoopbackStandIn):
         with self._lock:
             self._refresh_secret = secrets.token_bytes(32)
 
+    def pass_time(self, seconds: float) -> None:
+        """Let `seconds` go by for the tokens' ``exp`` (no waiting): a token whose lifetime has run
+        out by then is refused (401), as after a real wait."""
+        with self._lock:
+            self._clock_ahead += seconds
+
     # ---- internals
+
+    def _now(self) -> float:
+        return time.time() + self._clock_ahead
 
     def _create_user(self, email, password, name, avatar, role="customer") -> dict:
         now = _iso_now()
@@ -446,7 +457,7 @@ class FakeStoreStandIn(_LoopbackStandIn):
         if scheme.lower() != "bearer" or not token.strip():
             return None
         with self._lock:
-            payload = jwt_decode(token.strip(), self._access_secret)
+            payload = jwt_decode(token.strip(), self._access_secret, self._now())
             if payload is None:
                 return None
             return next((u for u in self._users if u["id"] == payload.get("sub")), None)
@@ -562,7 +573,7 @@ class FakeStoreStandIn(_LoopbackStandIn):
         if not isinstance(token, str):
             return _error(*_UNAUTHORIZED)
         with self._lock:
-            payload = jwt_decode(token, self._refresh_secret)
+            payload = jwt_decode(token, self._refresh_secret, self._now())
             if payload is None or not any(u["id"] == payload.get("sub") for u in self._users):
                 return _error(*_UNAUTHORIZED)
             return _json(201, self.issue_tokens(payload["sub"]))

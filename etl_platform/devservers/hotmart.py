@@ -180,7 +180,8 @@ class HotmartStandIn(ServedInThread):
             raise ValueError(f"unknown endpoint(s) {sorted(unknown)}; known: {sorted(ENDPOINTS)}")
         self.endpoints = frozenset(endpoints)
         self._lock = threading.Lock()
-        self._tokens: dict[str, float] = {}  # access token -> expiry (time.monotonic())
+        self._tokens: dict[str, float] = {}  # access token -> expiry (on the clock of `_now`)
+        self._clock_ahead = 0.0  # seconds `pass_time` moved the tokens' clock on
         self._faults = FaultQueue()
         self._requests: list[dict] = []
         self._other = {name: recorded_items(name) for name in ENDPOINTS if name != "sales/history"}
@@ -291,13 +292,22 @@ class HotmartStandIn(ServedInThread):
         """A valid access token without going through HTTP (for tests)."""
         token = uuid.uuid4().hex
         with self._lock:
-            self._tokens[token] = time.monotonic() + self.token_ttl
+            self._tokens[token] = self._now() + self.token_ttl
         return token
 
     def expire_tokens(self) -> None:
         """Make every token issued so far invalid (the next API call gets 401)."""
         with self._lock:
             self._tokens.clear()
+
+    def pass_time(self, seconds: float) -> None:
+        """Let `seconds` go by for the tokens' lifetimes (no waiting): a token whose ``expires_in``
+        has run out by then gets 401, as after a real wait."""
+        with self._lock:
+            self._clock_ahead += seconds
+
+    def _now(self) -> float:
+        return time.monotonic() + self._clock_ahead
 
     def inject(self, fault: AnyFault, times: int = 1, token_endpoint: bool = False) -> None:
         """Make the next ``times`` API requests (token requests, with ``token_endpoint``) hit ``fault``."""
@@ -396,7 +406,7 @@ class HotmartStandIn(ServedInThread):
             return False
         with self._lock:
             expiry = self._tokens.get(token.strip())
-        return expiry is not None and time.monotonic() < expiry
+            return expiry is not None and self._now() < expiry
 
     def _page(self, endpoint: str, params: dict[str, str]) -> dict:
         per_page = _int_param(params, "max_results") or DEFAULT_MAX_RESULTS

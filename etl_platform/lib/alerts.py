@@ -26,7 +26,7 @@ def _post(url: str, text: str) -> None:
 def send_alert(text: str, logger: logging.Logger | logging.LoggerAdapter | None = None) -> bool:
     """Send `text`; True when a webhook took it. The webhook URL itself is never logged."""
     logger = logger or log
-    url = settings.env("ETL_ALERT_WEBHOOK_URL")
+    url = settings.alert_webhook_url()
     logger.warning(f"ALERT: {text}")
     if not url:
         return False

@@ -36,7 +36,7 @@ import os
 import re
 import tempfile
 import uuid
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
@@ -44,6 +44,8 @@ from typing import Any
 import fastavro
 import sqlalchemy as sa
 from upath import UPath
+
+from etl_platform.lib.writes import append, replace
 
 CODEC = "deflate"
 CHUNK_ROWS = 10_000
@@ -157,8 +159,7 @@ def _from_avro(column: sa.Column, dialect: str) -> Callable[[Any], Any] | None:
     if isinstance(kind, sa.Uuid):
         return None if kind.as_uuid else str  # fastavro reads the uuid logical type as UUID
     if isinstance(kind, sa.JSON):
-        # COPY takes the JSON text as it is; SQLAlchemy's JSON type wants the object.
-        return None if dialect == "postgresql" else json.loads
+        return json.loads  # SQLAlchemy's JSON type wants the object
     if isinstance(kind, sa.DateTime):
         if dialect == "postgresql" and kind.timezone:
             return None
@@ -319,8 +320,9 @@ def restore_table(connection: sa.Connection, table: sa.Table, path: UPath) -> in
     Returns the number of rows inserted. Tables linked by foreign keys are restored together
     with `restore_tables`, which deletes and inserts in a safe order.
     """
-    connection.execute(table.delete())
-    return _insert_from(connection, table, path)
+    inserted = replace(connection, table, _rows_for(connection, table, path)).inserted
+    _advance_sequences(connection, table)
+    return inserted
 
 
 def restore_tables(connection: sa.Connection, files: Sequence[tuple[sa.Table, UPath]]) -> dict[str, int]:
@@ -334,7 +336,8 @@ def restore_tables(connection: sa.Connection, files: Sequence[tuple[sa.Table, UP
     restored = {}
     for table, path in files:
         try:
-            restored[table.name] = _insert_from(connection, table, path)
+            restored[table.name] = append(connection, table, _rows_for(connection, table, path)).inserted
+            _advance_sequences(connection, table)
         except AvroTableError:
             raise
         except Exception as error:
@@ -343,26 +346,17 @@ def restore_tables(connection: sa.Connection, files: Sequence[tuple[sa.Table, UP
     return restored
 
 
-def _insert_from(connection: sa.Connection, table: sa.Table, path: UPath) -> int:
+def _rows_for(connection: sa.Connection, table: sa.Table, path: UPath) -> Iterator[dict[str, Any]]:
+    """The file's rows as `table` takes them (checked to fit before any is read), streamed."""
     written = read_schema(path)
     _check_fits(table, written, path)
     # Resolve the file against the table as it is now; the record keeps the file's name.
     reader = {**avro_schema(table), "name": written["name"]}
     reader.pop("namespace", None)
-    dialect = connection.dialect.name
     columns = list(table.columns)
-    convert = _converter(columns, [_from_avro(c, dialect) for c in columns])
+    convert = _converter(columns, [_from_avro(c, connection.dialect.name) for c in columns])
     names = [c.name for c in columns]
-    records = (convert([record[name] for name in names]) for record in read_rows(path, reader))
-    if dialect == "postgresql":
-        inserted = _copy_rows(connection, table, names, records)
-        _advance_sequences(connection, table)
-        return inserted
-    inserted = 0
-    for chunk in _chunks(records, CHUNK_ROWS):
-        connection.execute(table.insert(), chunk)
-        inserted += len(chunk)
-    return inserted
+    return (convert([record[name] for name in names]) for record in read_rows(path, reader))
 
 
 def _check_fits(table: sa.Table, written: dict[str, Any], path: UPath) -> None:
@@ -375,21 +369,10 @@ def _check_fits(table: sa.Table, written: dict[str, Any], path: UPath) -> None:
         )
 
 
-def _copy_rows(connection: sa.Connection, table: sa.Table, names: list[str], records: Iterable[dict]) -> int:
-    from psycopg import sql
-
-    target = sql.Identifier(table.schema, table.name) if table.schema else sql.Identifier(table.name)
-    statement = sql.SQL("COPY {} ({}) FROM STDIN").format(target, sql.SQL(", ").join(map(sql.Identifier, names)))
-    inserted = 0
-    with connection.connection.driver_connection.cursor() as cursor, cursor.copy(statement) as copy:
-        for record in records:
-            copy.write_row([record[name] for name in names])
-            inserted += 1
-    return inserted
-
-
 def _advance_sequences(connection: sa.Connection, table: sa.Table) -> None:
-    """Rows restored with their ids must not collide with the next generated id."""
+    """Rows restored with their ids must not collide with the next generated id (Postgres)."""
+    if connection.dialect.name != "postgresql":
+        return  # SQLite takes the next id after the highest stored one
     preparer = connection.dialect.identifier_preparer
     for column in table.primary_key.columns:
         if not isinstance(column.type, sa.Integer) or column.autoincrement is False:
@@ -404,14 +387,3 @@ def _advance_sequences(connection: sa.Connection, table: sa.Table) -> None:
                 )
             ).select_from(restored)
         )
-
-
-def _chunks(records: Iterable[dict], size: int) -> Iterator[list[dict]]:
-    chunk: list[dict] = []
-    for record in records:
-        chunk.append(record)
-        if len(chunk) == size:
-            yield chunk
-            chunk = []
-    if chunk:
-        yield chunk

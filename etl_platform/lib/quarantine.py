@@ -37,12 +37,15 @@ from sqlalchemy.dialects import postgresql
 from dagster import AssetCheckResult, AssetCheckSeverity, AssetKey, ConfigurableResource, MetadataValue
 from pydantic import Field
 
+from etl_platform.lib.warehouse import declare
+from etl_platform.lib.writes import append
+
 DEFAULT_MAX_BAD_SHARE = 0.05
 SHOWN_REASONS = 10
 # Reasons Pandera reports without a row: the frame as a whole is wrong, not one record.
 STRUCTURAL_CHECKS = ("column_in_dataframe", "column_in_schema", "dtype", "multiple_fields_check")
 
-metadata = sa.MetaData()
+metadata = declare(sa.MetaData())  # created by the warehouse resource on first use
 UTC_TIMESTAMP = sa.DateTime(timezone=True)
 JSON = sa.JSON().with_variant(postgresql.JSONB(), "postgresql")
 
@@ -213,22 +216,17 @@ def keep(
     open_rows = {
         row.record_key: row.id for row in rows if row.partition == partition or not row.record_key.startswith("#")
     }
-    counts = {"quarantined_new": 0, "quarantined_again": 0}
+    again, new = 0, []
     for row in rejected:
         # The partition is set again too: a record matched in another partition moves to this one.
         values = {"payload": json_payload(row.payload), "reasons": row.reasons, "run_id": run_id, "quarantined_at": now}
         values["partition"] = partition
         if row.record_key in open_rows:
             connection.execute(quarantine.update().where(q.id == open_rows[row.record_key]).values(**values))
-            counts["quarantined_again"] += 1
+            again += 1
         else:
-            connection.execute(
-                quarantine.insert().values(
-                    domain=domain, asset="/".join(asset.path), record_key=row.record_key, **values
-                )
-            )
-            counts["quarantined_new"] += 1
-    return counts
+            new.append({"domain": domain, "asset": "/".join(asset.path), "record_key": row.record_key, **values})
+    return {"quarantined_new": append(connection, quarantine, new).inserted, "quarantined_again": again}
 
 
 def set_aside(
@@ -245,7 +243,6 @@ def set_aside(
     """Keep a batch's rejected records in its own transaction; none of a blocked batch (nothing of it loads)."""
     if verdict.blocked or not verdict.rejected:
         return {}
-    warehouse.ensure_tables(metadata)
     with warehouse.begin() as connection:
         counts = keep(
             connection,

@@ -166,7 +166,7 @@ def _rows_by_key(snapshot: pd.DataFrame, key: tuple[str, ...]) -> dict[Hashable,
 
 def _current_rows(connection, table, spec: Scd2Spec, as_of) -> tuple[dict, dict]:
     """Rows still valid on `as_of`: those opened before it (`before`) and on it (`at`), by key."""
-    vf, vt = table.c[spec.valid_from], table.c[spec.valid_to]
+    vt = table.c[spec.valid_to]
     rows = connection.execute(sa.select(table).where(sa.or_(vt.is_(None), vt >= as_of))).mappings().all()
     before: dict = {}
     at: dict = {}

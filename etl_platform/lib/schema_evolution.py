@@ -112,21 +112,20 @@ def frame_kind(series: pd.Series) -> str:
     return TEXT
 
 
+# Order matters: Boolean and Integer before the Numeric they may derive from, DateTime before Date.
+_SQL_KINDS = (
+    (sa.Boolean, BOOLEAN),
+    (sa.Integer, INTEGER),
+    (sa.Float, FLOAT),
+    (sa.Numeric, NUMERIC),
+    (sa.DateTime, TIMESTAMP),
+    (sa.Date, DATE),
+)
+
+
 def sql_kind(type_: sa.types.TypeEngine) -> str:
     """The kind of value a database column holds, from its (declared or reflected) type."""
-    if isinstance(type_, sa.Boolean):
-        return BOOLEAN
-    if isinstance(type_, sa.Integer):
-        return INTEGER
-    if isinstance(type_, sa.Float):
-        return FLOAT
-    if isinstance(type_, sa.Numeric):
-        return NUMERIC
-    if isinstance(type_, sa.DateTime):
-        return TIMESTAMP
-    if isinstance(type_, sa.Date):
-        return DATE
-    return TEXT
+    return next((kind for sql_type, kind in _SQL_KINDS if isinstance(type_, sql_type)), TEXT)
 
 
 def evolve(connection: sa.Connection, table: sa.Table, frame: pd.DataFrame) -> Evolution:

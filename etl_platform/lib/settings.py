@@ -1,13 +1,17 @@
 """Platform settings read from the environment (see DESIGN.md, "Configuration").
 
-Read when a resource is used, never at import time, so that a code location loads
-anywhere and a test can point the platform elsewhere by setting variables.
+Reads of the environment belong here. Resources never read it: `etl_platform/definitions.py`
+binds their fields with `env_var_or` when the definitions load (build them afresh after
+changing a variable); the API and the alerts read through the named functions below.
 """
 
 from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Any
+
+from dagster import EnvVar
 
 
 def etl_home() -> Path:
@@ -33,3 +37,27 @@ def aws_endpoint_url() -> str | None:
 def env(name: str, default: str | None = None) -> str | None:
     """A variable of the environment, empty counting as unset."""
     return os.environ.get(name) or default
+
+
+def env_var_or(name: str, default: Any) -> Any:
+    """What a resource field is bound to: `EnvVar(name)` when the variable is set, else `default`.
+
+    Dagster reads an EnvVar when a run starts and the UI shows its name, never its value (secrets
+    included). Whether the variable is set is decided now, when the definitions are built.
+    """
+    return EnvVar(name) if env(name) else default
+
+
+def warehouse_kind() -> str:
+    """The warehouse's engine as a Dagster kind: `postgres` or `sqlite` (the default)."""
+    return "postgres" if warehouse_url().startswith("postgres") else "sqlite"
+
+
+def api_token() -> str | None:
+    """The bearer token of the REST API's write endpoints (`ETL_API_TOKEN`); None refuses them all."""
+    return env("ETL_API_TOKEN")
+
+
+def alert_webhook_url() -> str | None:
+    """Where alerts are POSTed (`ETL_ALERT_WEBHOOK_URL`); None: alerts are only logged."""
+    return env("ETL_ALERT_WEBHOOK_URL")

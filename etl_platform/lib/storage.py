@@ -23,6 +23,7 @@ from dagster import (
     TableSchema,
     UPathIOManager,
 )
+from pydantic import Field
 from upath import UPath
 
 from etl_platform.lib import settings
@@ -125,18 +126,18 @@ class ParquetIOManager(UPathIOManager):
 
 
 class JsonIOManagerFactory(ConfigurableIOManagerFactory):
-    """JSON files under `base_url` (default `ETL_STORAGE_URL`)."""
+    """JSON files under `base_url`."""
 
-    base_url: str | None = None
+    base_url: str = Field(description="a folder or s3://bucket/prefix (ETL_STORAGE_URL; default $ETL_HOME/storage)")
 
     def create_io_manager(self, context) -> JsonIOManager:
         return JsonIOManager(base_path=storage_root(self.base_url))
 
 
 class ParquetIOManagerFactory(ConfigurableIOManagerFactory):
-    """Parquet files under `base_url` (default `ETL_STORAGE_URL`)."""
+    """Parquet files under `base_url`."""
 
-    base_url: str | None = None
+    base_url: str = Field(description="a folder or s3://bucket/prefix (ETL_STORAGE_URL; default $ETL_HOME/storage)")
 
     def create_io_manager(self, context) -> ParquetIOManager:
         return ParquetIOManager(base_path=storage_root(self.base_url))
@@ -145,7 +146,7 @@ class ParquetIOManagerFactory(ConfigurableIOManagerFactory):
 class StorageResource(ConfigurableResource):
     """The storage base for assets that write files themselves (raw pages, backups)."""
 
-    base_url: str | None = None
+    base_url: str = Field(description="a folder or s3://bucket/prefix (ETL_STORAGE_URL; default $ETL_HOME/storage)")
 
     def root(self) -> UPath:
         return storage_root(self.base_url)

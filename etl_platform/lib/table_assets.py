@@ -7,7 +7,13 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from dagster import AssetDep, AssetKey, AssetSpec, TableColumn, TableSchema
 
-TABLE_KINDS = {"sql", "postgres"}
+from etl_platform.lib import settings
+
+
+def table_kinds(*kinds: str) -> set[str]:
+    """`sql` and the warehouse's engine (`sqlite` or `postgres`, from `ETL_WAREHOUSE_URL` as the
+    definitions load), plus `kinds`: the kinds of an asset that is, or writes, a warehouse table."""
+    return {"sql", settings.warehouse_kind(), *kinds}
 
 
 def column_schema(table: sa.Table) -> TableSchema:
@@ -30,7 +36,7 @@ def table_spec(
         key=key,
         deps=deps,
         group_name=group,
-        kinds=TABLE_KINDS,
+        kinds=table_kinds(),
         description=description,
         metadata=table_metadata(table),
     )

@@ -24,7 +24,7 @@ children likewise. SQLite stages every row (batched inserts) and runs the same u
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import nullcontext
 from dataclasses import dataclass, field, replace
@@ -90,6 +90,17 @@ class MergeResult:
         if self.widened_columns:
             rows[f"{self.table}/widened_columns"] = ", ".join(self.widened_columns)
         return rows
+
+
+def merge_totals(table: str, results: Iterable[MergeResult]) -> MergeResult:
+    """The counts of several merges into `table` added up (a load in batches), as one result."""
+    total = MergeResult(table=table)
+    for result in results:
+        for name in ("staged", "inserted", "updated", "unchanged", "duplicates_dropped"):
+            setattr(total, name, getattr(total, name) + getattr(result, name))
+        for child, rows in result.children.items():
+            total.children[child] = total.children.get(child, 0) + rows
+    return total
 
 
 def merge(

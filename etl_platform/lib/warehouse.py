@@ -1,15 +1,19 @@
-"""The warehouse: a SQLAlchemy engine on Postgres (psycopg 3) or SQLite, as a Dagster resource."""
+"""The warehouse: a SQLAlchemy engine on Postgres (psycopg 3) or SQLite, as a Dagster resource.
+
+Each domain declares the `MetaData` of its tables here once (`declare`); the resource creates
+every declared table the first time it is used on a database, so assets, ops and sensors only
+open transactions (`WarehouseResource.begin`).
+"""
 
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 
 import sqlalchemy as sa
 from dagster import ConfigurableResource
-
-from etl_platform.lib import settings
+from pydantic import Field
 
 
 def normalise_url(url: str) -> str:
@@ -39,6 +43,8 @@ def dispose_engines() -> None:
         for engine in _engines.values():
             engine.dispose()
         _engines.clear()
+    with _created_lock:
+        _created.clear()  # a database dropped and made again under the same URL starts empty
 
 
 def _create_engine(url: str) -> sa.Engine:
@@ -85,24 +91,60 @@ def add_missing_columns(connection: sa.Connection, metadata: sa.MetaData) -> lis
     return added
 
 
-class WarehouseResource(ConfigurableResource):
-    """The warehouse database (`ETL_WAREHOUSE_URL`; SQLite under `ETL_HOME` when unset)."""
+_declared: list[sa.MetaData] = []
+_created: set[tuple[str, int]] = set()  # (URL, id of a declared MetaData) created in this process
+_created_lock = threading.Lock()
+CREATE_TABLES_LOCK = 0x65746C5F617069  # any constant key, the same in every process
 
-    url: str | None = None
+
+def declare(metadata: sa.MetaData) -> sa.MetaData:
+    """Register the tables of a domain, to be created on every warehouse this process uses."""
+    if not any(known is metadata for known in _declared):
+        _declared.append(metadata)
+    return metadata
+
+
+def create_tables(engine: sa.Engine, metadatas: Sequence[sa.MetaData] | None = None) -> None:
+    """Create the missing tables of `metadatas` (default: every declared one) and add the nullable
+    columns a table declares that an older warehouse lacks (a release adding a column).
+
+    On Postgres under an advisory lock, so that processes starting together on an empty
+    warehouse (run workers, `uvicorn --workers N`) do not race; the DDL commits as one.
+    """
+    with engine.begin() as connection:
+        if is_postgres(connection):
+            connection.execute(sa.select(sa.func.pg_advisory_xact_lock(CREATE_TABLES_LOCK)))
+        for metadata in _declared if metadatas is None else metadatas:
+            metadata.create_all(connection, checkfirst=True)
+            add_missing_columns(connection, metadata)
+
+
+def _create_declared_once(engine: sa.Engine) -> None:
+    """`create_tables` of the declared tables not yet created on this engine's database."""
+    url = engine.url.render_as_string(hide_password=False)
+    if all((url, id(metadata)) in _created for metadata in _declared):
+        return
+    with _created_lock:
+        missing = [metadata for metadata in _declared if (url, id(metadata)) not in _created]
+        if missing:
+            create_tables(engine, missing)
+            _created.update((url, id(metadata)) for metadata in missing)
+
+
+class WarehouseResource(ConfigurableResource):
+    """The warehouse database."""
+
+    url: str = Field(description="SQLAlchemy URL (ETL_WAREHOUSE_URL; default SQLite under $ETL_HOME)")
 
     def resolved_url(self) -> str:
-        return normalise_url(self.url or settings.warehouse_url())
+        return normalise_url(self.url)
 
     @property
     def engine(self) -> sa.Engine:
-        return engine_for(self.resolved_url())
-
-    def ensure_tables(self, metadata: sa.MetaData) -> None:
-        """Create the tables and indexes of `metadata` that do not exist yet, and add the nullable
-        columns a table declares that an older warehouse lacks (a release adding a column)."""
-        metadata.create_all(self.engine, checkfirst=True)
-        with self.engine.begin() as connection:
-            add_missing_columns(connection, metadata)
+        """The pooled engine, every declared table created (once per process and database)."""
+        engine = engine_for(self.resolved_url())
+        _create_declared_once(engine)
+        return engine
 
     @contextmanager
     def begin(self) -> Iterator[sa.Connection]:

@@ -13,8 +13,9 @@ from fastapi.testclient import TestClient
 from etl_platform.api import create_app
 from etl_platform.defs.hr.tables import departments, ingest_rejections
 from etl_platform.lib.warehouse import engine_for
+from etl_platform_tests.api.conftest import TOKEN
+from etl_platform_tests.stored import table_rows
 
-TOKEN = "test-token-5b1d"
 AUTH = {"Authorization": f"Bearer {TOKEN}", "Content-Type": "application/json"}
 BIGINT_MAX = 2**63 - 1
 LISTS = [
@@ -23,12 +24,6 @@ LISTS = [
     "/api/v1/tables/ingest_rejections",
     "/api/v1/quarantine",
 ]
-
-
-@pytest.fixture
-def url(any_warehouse_url, monkeypatch) -> str:
-    monkeypatch.setenv("ETL_API_TOKEN", TOKEN)
-    return any_warehouse_url
 
 
 @pytest.fixture
@@ -45,12 +40,6 @@ def _nested(depth: int) -> str:
 
 def _post_departments(api: TestClient, rows_json: str):
     return api.post("/api/v1/tables/departments/rows", content=f'{{"rows": [{rows_json}]}}', headers=AUTH)
-
-
-def _logged(url: str) -> list[dict]:
-    with engine_for(url).connect() as connection:
-        rows = connection.execute(sa.select(ingest_rejections).order_by(ingest_rejections.c.id))
-        return [dict(row._mapping) for row in rows]
 
 
 # --- offset -----------------------------------------------------------------------------
@@ -126,7 +115,7 @@ def test_row_nested_1000_levels_deep_is_rejected_and_logged_and_the_rest_inserte
     assert response.json() == {"accepted": 1, "rejected": 1, "errors": [{"index": 0, "reason": reason}]}
     with engine_for(url).connect() as connection:
         assert connection.execute(sa.select(departments.c.id)).scalars().all() == [2]
-    [logged] = _logged(url)
+    [logged] = table_rows(url, ingest_rejections)
     assert (logged["table_name"], logged["reason"], logged["source"]) == ("departments", reason, "api")
     assert '"..."' in logged["payload"]  # clipped at 32 levels: what follows was not kept
 
@@ -134,7 +123,7 @@ def test_row_nested_1000_levels_deep_is_rejected_and_logged_and_the_rest_inserte
 def test_a_nested_row_is_logged_with_what_lies_below_32_levels_cut(api, url):
     _post_departments(api, f'{{"id": 1, "department": {_nested(40)}}}')
 
-    payload = json.loads(_logged(url)[0]["payload"])
+    payload = json.loads(table_rows(url, ingest_rejections)[0]["payload"])
     expected: object = "..."
     for _ in range(31):  # the row is level 1, its value's arrays levels 2 to 32
         expected = [expected]
@@ -167,4 +156,4 @@ def test_a_body_nested_deeper_than_the_json_parser_allows_is_422(api, url):
 
     assert response.status_code == 422
     assert response.json()["detail"][0]["type"] == "json_invalid"
-    assert _logged(url) == []
+    assert table_rows(url, ingest_rejections) == []

@@ -11,7 +11,6 @@ import json
 import random
 import socket
 import threading
-import time
 from collections import Counter
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -26,9 +25,10 @@ from fastapi.testclient import TestClient
 from etl_platform.api import create_app
 from etl_platform.defs.hr.tables import departments, hired_employees, ingest_rejections, jobs
 from etl_platform.lib.warehouse import engine_for
+from etl_platform_tests.api.conftest import TOKEN
+from etl_platform_tests.stored import count, table_rows
 
 SAMPLES = Path(__file__).resolve().parents[2] / "etl_platform" / "samples" / "hr_challenge"
-TOKEN = "test-token-8f2c1e"
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
 HIRED = "hired_employees"
 
@@ -58,23 +58,6 @@ def _hire(row_id: int, department_id: int = 1, job_id: int = 1, **changes) -> di
         "job_id": job_id,
     }
     return {**row, **changes}
-
-
-def _count(url: str, table: sa.Table) -> int:
-    with engine_for(url).connect() as connection:
-        return connection.execute(sa.select(sa.func.count()).select_from(table)).scalar_one()
-
-
-def _rejections(url: str) -> list[dict]:
-    with engine_for(url).connect() as connection:
-        rows = connection.execute(sa.select(ingest_rejections).order_by(ingest_rejections.c.id))
-        return [dict(row._mapping) for row in rows]
-
-
-@pytest.fixture
-def url(any_warehouse_url, monkeypatch) -> str:
-    monkeypatch.setenv("ETL_API_TOKEN", TOKEN)
-    return any_warehouse_url
 
 
 @pytest.fixture
@@ -114,9 +97,9 @@ def test_challenge_csvs_load_through_the_api(api, url):
     assert all(reason.endswith(" is required") for _, reason in errors)
     incomplete = {i for i, row in enumerate(hires) if None in row.values()}
     assert {index for index, _ in errors} == incomplete
-    counts = [_count(url, table) for table in (departments, jobs, hired_employees)]
+    counts = [count(url, table.name) for table in (departments, jobs, hired_employees)]
     assert counts == [12, 183, 1929]
-    logged = _rejections(url)
+    logged = table_rows(url, ingest_rejections)
     assert len(logged) == 70
     assert {(r["table_name"], r["source"]) for r in logged} == {(HIRED, "api")}
     assert [r["reason"] for r in logged] == [reason for _, reason in errors]
@@ -130,7 +113,7 @@ def test_rejected_rows_are_logged_with_the_payload_as_received(staffed, url):
 
     reason = "datetime must be an ISO-8601 datetime, got '2021-02-30T10:00'"
     assert response.json()["errors"] == [{"index": 0, "reason": reason}]
-    [logged] = _rejections(url)
+    [logged] = table_rows(url, ingest_rejections)
     assert json.loads(logged["payload"]) == row
     assert (logged["table_name"], logged["reason"], logged["source"]) == (HIRED, reason, "api")
 
@@ -142,15 +125,15 @@ def test_1000_rows_are_accepted_in_one_batch(staffed, url):
 
     assert response.status_code == 200, response.text
     assert response.json() == {"accepted": 1000, "rejected": 0, "errors": []}
-    assert _count(url, hired_employees) == 1000
+    assert count(url, hired_employees.name) == 1000
 
 
 def test_1001_rows_is_413_and_nothing_written(staffed, url):
     response = _post(staffed, HIRED, [_hire(i) for i in range(1, 1002)])
 
     assert response.status_code == 413
-    assert _count(url, hired_employees) == 0
-    assert _rejections(url) == []
+    assert count(url, hired_employees.name) == 0
+    assert table_rows(url, ingest_rejections) == []
 
 
 @pytest.mark.parametrize(
@@ -171,7 +154,7 @@ def test_missing_or_wrong_token_is_401_and_nothing_written(api, url, headers):
     assert response.status_code == 401
     assert response.headers["www-authenticate"] == "Bearer"
     assert TOKEN not in response.text
-    assert _count(url, departments) == 0
+    assert count(url, departments.name) == 0
 
 
 def test_token_is_checked_before_the_table_and_the_body(api):
@@ -190,7 +173,7 @@ def test_unset_api_token_refuses_every_write(url, monkeypatch):
         ]
 
     assert [r.status_code for r in answers] == [401, 401, 401]
-    assert _count(url, departments) == 0
+    assert count(url, departments.name) == 0
 
 
 def test_unknown_table_is_404(api):
@@ -227,8 +210,8 @@ def test_malformed_body_is_422_and_nothing_written(api, url, body):
 
     assert response.status_code == 422, response.text
     assert response.json()["detail"][0]["loc"][0] == "body"
-    assert _count(url, departments) == 0
-    assert _rejections(url) == []
+    assert count(url, departments.name) == 0
+    assert table_rows(url, ingest_rejections) == []
 
 
 def test_duplicate_id_is_rejected_and_logged(staffed, url):
@@ -248,7 +231,7 @@ def test_duplicate_id_is_rejected_and_logged(staffed, url):
         query = sa.select(hired_employees.c.id, hired_employees.c.name)
         names = dict(connection.execute(query).all())
     assert names == {1: "Employee 1", 2: "Employee 2", 3: "Employee 3"}  # never updated
-    assert [(r["reason"], r["source"]) for r in _rejections(url)] == [
+    assert [(r["reason"], r["source"]) for r in table_rows(url, ingest_rejections)] == [
         ("duplicate id 2", "api"), ("duplicate id 3", "api")
     ]
 
@@ -266,8 +249,8 @@ def test_missing_referenced_id_is_rejected(staffed, url):
             {"index": 1, "reason": "job_id 184 does not exist in jobs"},
         ],
     }
-    assert _count(url, hired_employees) == 1
-    assert len(_rejections(url)) == 2
+    assert count(url, hired_employees.name) == 1
+    assert len(table_rows(url, ingest_rejections)) == 2
 
 
 @pytest.mark.parametrize(
@@ -296,7 +279,7 @@ def test_values_the_warehouse_cannot_hold_are_rejected_not_failed(staffed, url, 
     assert response.status_code == 200, response.text
     errors = [{"index": 0, "reason": reason}]
     assert response.json() == {"accepted": 1, "rejected": 1, "errors": errors}
-    assert [r["reason"] for r in _rejections(url)] == [reason]
+    assert [r["reason"] for r in table_rows(url, ingest_rejections)] == [reason]
 
 
 def test_rows_and_rejections_commit_together_or_not_at_all(url, monkeypatch):
@@ -308,7 +291,7 @@ def test_rows_and_rejections_commit_together_or_not_at_all(url, monkeypatch):
         response = _post(client, "departments", [{"id": 1, "department": "Sales"}, {"id": 2}])
 
     assert response.status_code == 500
-    assert _count(url, departments) == 0
+    assert count(url, departments.name) == 0
 
 
 def test_datetimes_are_stored_and_read_in_utc(staffed):
@@ -376,6 +359,20 @@ def test_openapi_documents_the_ingestion_endpoints(api):
 CLIENTS = 8
 
 
+class _Server(uvicorn.Server):
+    """A uvicorn server that says when its startup is over, listening or not."""
+
+    def __init__(self, config: uvicorn.Config) -> None:
+        super().__init__(config)
+        self.startup_over = threading.Event()
+
+    async def startup(self, sockets=None) -> None:
+        try:
+            await super().startup(sockets=sockets)
+        finally:
+            self.startup_over.set()
+
+
 @pytest.fixture
 def live_api(url) -> Iterator[str]:
     """The API served by uvicorn on a loopback port (a thread of this process)."""
@@ -383,13 +380,10 @@ def live_api(url) -> Iterator[str]:
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
     config = uvicorn.Config(create_app(url), host="127.0.0.1", port=port, log_level="warning")
-    server = uvicorn.Server(config)
+    server = _Server(config)
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
-    deadline = time.monotonic() + 30
-    while not server.started:
-        assert time.monotonic() < deadline and thread.is_alive(), "uvicorn did not start"
-        time.sleep(0.05)
+    assert server.startup_over.wait(timeout=30) and server.started, "uvicorn did not start"
     yield f"http://127.0.0.1:{port}"
     server.should_exit = True
     thread.join(timeout=30)
@@ -434,4 +428,4 @@ def test_concurrent_clients_store_every_id_once(staffed, live_api, url):
     assert sum(a["rejected"] for a in answers) == 3200 - 1450
     reasons = Counter(e["reason"] for a in answers for e in a["errors"])
     assert reasons == Counter({f"duplicate id {i}": n - 1 for i, n in posted.items() if n > 1})
-    assert Counter(r["reason"] for r in _rejections(url)) == reasons
+    assert Counter(r["reason"] for r in table_rows(url, ingest_rejections)) == reasons

@@ -5,15 +5,14 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 
 import pytest
-import sqlalchemy as sa
-from dagster import AssetSelection, DagsterInstance, Definitions, ExecuteInProcessResult, define_asset_job
+from dagster import AssetSelection, DagsterInstance, ExecuteInProcessResult
 
 from etl_platform.defs.commerce.definitions import defs as commerce_defs
 from etl_platform.defs.commerce.partitions import commerce_daily
 from etl_platform.defs.commerce.resources import EcbResource, FakeStoreResource
 from etl_platform.definitions import build_resources
-from etl_platform.devservers import EcbStandIn, FakeStoreStandIn
-from etl_platform.lib.warehouse import engine_for
+from etl_platform.devservers import FakeStoreStandIn
+from etl_platform_tests.runs import run_job
 
 COMMERCE = [*commerce_defs.assets, *commerce_defs.asset_checks]
 # Recorded products re-categorised into "Shoes" (the recording has none there); prices 20, 36, 15, 30, 8.
@@ -28,15 +27,12 @@ def store() -> Iterator[FakeStoreStandIn]:
         yield server
 
 
-@pytest.fixture
-def ecb() -> Iterator[EcbStandIn]:
-    with EcbStandIn() as server:
-        yield server
-
-
 def fast(resource_class, **options):
-    """The real client, with short backoff and timeouts so tests stay quick."""
-    return resource_class(**({"backoff_seconds": 0.05, "timeout_seconds": 5.0} | options))
+    """The real client bound to the environment as the code location binds it (and set up, so a
+    test may call `.client()`), with short backoff and timeouts so tests stay quick; `options` win."""
+    key = {FakeStoreResource: "store", EcbResource: "ecb"}[resource_class]
+    bound = build_resources(**{key: {"backoff_seconds": 0.05, "timeout_seconds": 5.0} | options})[key]
+    return bound.process_config_and_initialize()
 
 
 @pytest.fixture
@@ -56,38 +52,9 @@ def run_day(store, ecb, etl_env, postgres_url, monkeypatch) -> Callable[..., Exe
             "ecb": fast(EcbResource, **(ecb_options or {})),
         }
         selection = selection or AssetSelection.groups("commerce")
-        job = define_asset_job("commerce_day", selection=selection, partitions_def=commerce_daily)
-        definitions = Definitions(assets=COMMERCE, jobs=[job], resources=resources)
-        return definitions.resolve_job_def("commerce_day").execute_in_process(
-            partition_key=partition, instance=instance, raise_on_error=False
-        )
+        return run_job("commerce_day", COMMERCE, resources, instance, selection, commerce_daily, partition)
 
     return run
-
-
-def rows(url: str, query: str, **params) -> list[tuple]:
-    with engine_for(url).connect() as connection:
-        return [tuple(row) for row in connection.execute(sa.text(query), params).all()]
-
-
-def check_results(result: ExecuteInProcessResult) -> dict[tuple[str, str], bool]:
-    return {
-        (evaluation.asset_key.to_user_string(), evaluation.check_name): evaluation.passed
-        for evaluation in result.get_asset_check_evaluations()
-    }
-
-
-def materialization_metadata(result: ExecuteInProcessResult, key: str) -> dict:
-    for event in result.get_asset_materialization_events():
-        materialization = event.event_specific_data.materialization
-        if materialization.asset_key.to_user_string() == key:
-            return {name: value.value for name, value in materialization.metadata.items()}
-    raise KeyError(f"{key} was not materialized")
-
-
-def failure_message(result: ExecuteInProcessResult) -> str:
-    failure = next(e for e in result.all_events if e.event_type_value == "STEP_FAILURE")
-    return failure.event_specific_data.error.to_string()
 
 
 def auth_calls(store: FakeStoreStandIn) -> dict[str, int]:

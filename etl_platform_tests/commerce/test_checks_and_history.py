@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import json
 from datetime import date
 from decimal import Decimal
+from pathlib import Path
 
 import sqlalchemy as sa
 from dagster import AssetCheckKey, AssetSelection, DagsterInstance, materialize
 
+from etl_platform.defs.commerce.parse import parse_eurofxref_history, parse_sdmx_csv
+from etl_platform.defs.commerce.partitions import lookback_window
 from etl_platform.defs.ops.assets import fx_rate_history
 from etl_platform.defs.commerce.checks import HAS_RATE_CHECK, PRICE_EUR_CHECK
 from etl_platform.defs.commerce.keys import RAW_FX, TABLES
@@ -15,17 +19,17 @@ from etl_platform.defs.ops.keys import FX_HISTORY
 from etl_platform.defs.commerce.resources import EcbResource
 from etl_platform.definitions import build_resources
 from etl_platform.lib.warehouse import engine_for
-from etl_platform_tests.commerce.conftest import FRIDAY, failure_message, fast, materialization_metadata, rows
+from etl_platform_tests.commerce.conftest import FRIDAY, fast
+from etl_platform_tests.runs import check_evaluation, failure_message, materialization_metadata
+from etl_platform_tests.stored import rows, table_counts
+
+ECB_SAMPLES = Path(__file__).resolve().parents[2] / "etl_platform" / "samples" / "ecb"
 
 
 def run_checks(run_day, *names: str):
     # Dagster runs no partitioned check alone; the raw rate fetch beside it leaves the tables as they are.
     checks = [AssetCheckKey(TABLES["product"], name) for name in names]
     return run_day(FRIDAY, selection=AssetSelection.checks(*checks) | AssetSelection.assets(RAW_FX))
-
-
-def evaluation(result, name: str):
-    return next(e for e in result.get_asset_check_evaluations() if e.check_name == name)
 
 
 def execute(postgres_url: str, statement: str) -> None:
@@ -39,7 +43,7 @@ def test_the_rate_check_catches_a_wrong_conversion(run_day, postgres_url):
 
     result = run_checks(run_day, PRICE_EUR_CHECK)
 
-    failed = evaluation(result, PRICE_EUR_CHECK)
+    failed = check_evaluation(result, "commerce/tables/product", PRICE_EUR_CHECK)
     assert not failed.passed
     assert failed.metadata["wrong_conversions"].value == 1
     assert "18.36" in failed.metadata["wrong"].value and "18.35" in failed.metadata["wrong"].value
@@ -51,7 +55,7 @@ def test_a_product_whose_rate_is_missing_fails_the_rate_presence_check(run_day, 
 
     result = run_checks(run_day, HAS_RATE_CHECK)
 
-    failed = evaluation(result, HAS_RATE_CHECK)
+    failed = check_evaluation(result, "commerce/tables/product", HAS_RATE_CHECK)
     assert not failed.passed
     assert failed.metadata["without_rate"].value == 5
 
@@ -62,7 +66,11 @@ def load_history(ecb, etl_env) -> object:
     return materialize([fx_rate_history], resources=resources, instance=DagsterInstance.ephemeral())
 
 
-def test_the_history_load_fills_fx_rate_with_every_currency_in_one_request(ecb, etl_env, postgres_url, monkeypatch):
+def data_api_requests(ecb) -> list[dict]:
+    return [r for r in ecb.requests if r["path"].startswith("/service/data")]
+
+
+def test_the_history_load_keeps_the_zip_of_every_currency_in_one_request(ecb, etl_env, postgres_url, monkeypatch):
     monkeypatch.setenv("ETL_WAREHOUSE_URL", postgres_url)
 
     result = load_history(ecb, etl_env)
@@ -71,11 +79,47 @@ def test_the_history_load_fills_fx_rate_with_every_currency_in_one_request(ecb, 
     assert [r["path"] for r in ecb.requests] == ["/stats/eurofxref/eurofxref-hist.zip"]
     metadata = materialization_metadata(result, FX_HISTORY.to_user_string())
     assert (metadata["first_day"], metadata["last_day"]) == ("1999-01-04", "2025-05-09")
-    loaded = rows(postgres_url, "SELECT count(*), count(DISTINCT quote) FROM fx_rate")
-    assert loaded == [(metadata["dagster/row_count"], metadata["currencies"])]
-    first_usd = rows(postgres_url, "SELECT rate FROM fx_rate WHERE rate_date = '1999-01-04' AND quote = 'USD'")
-    assert first_usd == [(Decimal("1.1789"),)]
-    assert not rows(postgres_url, "SELECT * FROM fx_rate WHERE quote = 'CYP' AND rate_date = '2025-05-09'")  # N/A
+    assert metadata["source"] == ecb.history_url
+    everything = parse_eurofxref_history(ecb.history_zip())
+    assert (metadata["dagster/row_count"], metadata["currencies"]) == (
+        len(everything),
+        len({row["quote"] for row in everything}),
+    )
+    kept = Path(etl_env["ETL_HOME"]) / "storage" / "ops" / "history" / "fx_rates" / "eurofxref-hist.zip"
+    assert kept.read_bytes() == ecb.history_zip()
+    assert table_counts(postgres_url, ["fx_rate"]) == {}  # commerce/tables/fx_rate is its only writer
+
+
+def test_a_day_the_kept_history_covers_takes_its_rates_from_it_with_no_request_to_the_ecb(
+    run_day, ecb, etl_env, postgres_url
+):
+    load_history(ecb, etl_env)
+
+    result = run_day(FRIDAY)
+
+    assert result.success
+    assert data_api_requests(ecb) == []
+    raw = materialization_metadata(result, "commerce/raw/fx_rates")
+    assert (raw["requests"], raw["format"]) == (0, "eurofxref-hist")
+    stored = Path(etl_env["ETL_HOME"]) / "storage" / "commerce" / "raw" / "fx_rates" / f"{FRIDAY}.json"
+    manifest = json.loads(stored.read_text())
+    assert manifest["source"].endswith("ops/history/fx_rates/eurofxref-hist.zip") and manifest["requests"] == 0
+    # The same rows the data API's series gives for the window: base EUR, quote USD.
+    series = parse_sdmx_csv((ECB_SAMPLES / "EXR_D.USD.EUR.SP00.A_csvdata_lastN720_2025-10-28.csv").read_bytes())
+    start, end = lookback_window(date.fromisoformat(FRIDAY))
+    window = [r for r in series if start <= r["rate_date"] <= end]
+    expected = [(r["rate_date"], r["base"], r["quote"], r["rate"]) for r in sorted(window, key=lambda r: r["rate_date"])]
+    assert rows(postgres_url, "SELECT rate_date, base, quote, rate FROM fx_rate ORDER BY rate_date") == expected
+
+
+def test_a_day_after_the_kept_history_ends_asks_the_data_api(run_day, ecb, etl_env):
+    load_history(ecb, etl_env)  # ends 2025-05-09
+
+    result = run_day("2025-05-12")
+
+    assert result.success
+    assert len(data_api_requests(ecb)) == 1
+    assert materialization_metadata(result, "commerce/raw/fx_rates")["requests"] == 1
 
 
 def test_a_day_the_data_api_does_not_serve_is_priced_from_the_loaded_history(run_day, ecb, etl_env, postgres_url):
@@ -84,8 +128,9 @@ def test_a_day_the_data_api_does_not_serve_is_priced_from_the_loaded_history(run
     result = run_day("2010-05-03")  # Monday; the data API stand-in serves 2023 onwards only
 
     assert result.success
+    assert data_api_requests(ecb) == []
     metadata = materialization_metadata(result, "commerce/diff/product_changes")
-    assert (metadata["rate_date"], metadata["rate_source"]) == ("2010-05-03", "fx_rate table")
+    assert (metadata["rate_date"], metadata["rate_source"]) == ("2010-05-03", "the day's window")
     rate = rows(postgres_url, "SELECT rate FROM fx_rate WHERE rate_date = '2010-05-03' AND quote = 'USD'")[0][0]
     assert rows(postgres_url, "SELECT price_eur, rate_date FROM product WHERE id = 162") == [
         ((Decimal(20) / rate).quantize(Decimal("0.01")), date(2010, 5, 3))

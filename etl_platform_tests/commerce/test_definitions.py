@@ -14,7 +14,8 @@ from dagster import TimeWindowPartitionMapping
 from etl_platform.defs.commerce.keys import DIFF, TABLES
 from etl_platform.defs.ops.keys import FX_HISTORY
 from etl_platform.definitions import defs
-from etl_platform_tests.commerce.conftest import SATURDAY, rows
+from etl_platform_tests.commerce.conftest import SATURDAY
+from etl_platform_tests.stored import rows
 
 
 def graph():

@@ -11,17 +11,9 @@ import sqlalchemy as sa
 from etl_platform.defs.commerce.tables import product
 from etl_platform.lib.warehouse import engine_for
 
-from etl_platform_tests.commerce.conftest import (
-    FRIDAY,
-    MONDAY,
-    SATURDAY,
-    SHOES,
-    SUNDAY,
-    check_results,
-    failure_message,
-    materialization_metadata,
-    rows,
-)
+from etl_platform_tests.commerce.conftest import FRIDAY, MONDAY, SATURDAY, SHOES, SUNDAY
+from etl_platform_tests.runs import check_results, failure_message, materialization_metadata
+from etl_platform_tests.stored import rows
 
 FRIDAY_RATE = Decimal("1.0898")  # ECB, USD per EUR, 2024-06-07
 TABLES = ("fx_rate", "product", "product_price_history")

@@ -6,14 +6,14 @@ from datetime import date
 from decimal import Decimal
 
 import pytest
-import sqlalchemy as sa
 
 from etl_platform.defs.commerce.diff import diff_products
 from etl_platform.defs.commerce.schemas import ProductChangeModel
 from etl_platform.devservers.fake_store import sample_products
 from etl_platform.lib.typed_frames import typed_frame
-from etl_platform.lib.warehouse import engine_for
-from etl_platform_tests.commerce.conftest import FRIDAY, SATURDAY, SUNDAY, materialization_metadata, rows
+from etl_platform_tests.commerce.conftest import FRIDAY, SATURDAY, SUNDAY
+from etl_platform_tests.runs import check_evaluation, materialization_metadata
+from etl_platform_tests.stored import quarantined, rows
 
 # A category of 40 products: one bad product is 2.5% of the day, under the 5% a day may set aside.
 WIDE = sorted(p["id"] for p in sample_products()[:40])
@@ -27,22 +27,6 @@ RECONCILED = "every_listed_product_loaded"
 @pytest.fixture
 def wide_category(store):
     store.assign_category(WIDE, "Shoes")
-
-
-def quarantined(url: str) -> list[dict]:
-    """The quarantine's rows (none when no run ever created the table)."""
-    with engine_for(url).connect() as connection:
-        if not sa.inspect(connection).has_table("quarantine"):
-            return []
-        return [dict(row) for row in connection.execute(sa.text("SELECT * FROM quarantine ORDER BY id")).mappings()]
-
-
-def evaluation(result, asset: str, check: str):
-    return next(
-        e
-        for e in result.get_asset_check_evaluations()
-        if e.asset_key.to_user_string() == asset and e.check_name == check
-    )
 
 
 def served(store, product_id: int) -> dict:
@@ -117,7 +101,7 @@ def test_the_schema_check_warns_with_the_count_and_a_sample_of_reasons(run_day, 
 
     result = run_day(FRIDAY)
 
-    gate = evaluation(result, CLEAN, GATE)
+    gate = check_evaluation(result, CLEAN, GATE)
     assert not gate.passed and gate.severity.value == "WARN"
     assert (gate.metadata["records"].value, gate.metadata["quarantined"].value) == (len(WIDE), 1)
     assert "166: " in gate.metadata["reasons_sample"].value and "price_usd" in gate.metadata["reasons_sample"].value
@@ -183,7 +167,7 @@ def test_more_than_5_percent_bad_products_block_the_day_loading_and_quarantining
     result = run_day(SATURDAY)
 
     assert not result.success
-    gate = evaluation(result, CLEAN, GATE)
+    gate = check_evaluation(result, CLEAN, GATE)
     assert not gate.passed and gate.severity.value == "ERROR"
     assert (gate.metadata["rejected"].value, gate.metadata["quarantined"].value) == (3, 0)
     assert "3 of 40" in gate.description
@@ -205,7 +189,7 @@ def test_a_rerun_after_the_store_corrects_the_product_loads_it_and_marks_it_repl
     [kept] = quarantined(postgres_url)
     assert kept["replayed_at"] is not None
     assert materialization_metadata(replay, "commerce/tables/product")["replayed_from_quarantine"] == 1
-    assert evaluation(replay, CLEAN, GATE).passed
+    assert check_evaluation(replay, CLEAN, GATE).passed
 
 
 def test_a_product_still_bad_on_a_rerun_stays_quarantined_once_with_the_latest_reasons(
@@ -228,7 +212,7 @@ def test_the_listed_products_reconcile_with_the_loaded_and_the_quarantined_ones(
 
     result = run_day(FRIDAY)
 
-    reconciled = evaluation(result, "commerce/tables/product", RECONCILED)
+    reconciled = check_evaluation(result, "commerce/tables/product", RECONCILED)
     assert reconciled.passed
     counts = {name: value.value for name, value in reconciled.metadata.items()}
     assert counts == {"listed_at_source": 40, "clean": 39, "in_product_table": 39, "quarantined": 1}

@@ -7,7 +7,8 @@ from upath import UPath
 
 from etl_platform.defs.commerce.resources import FakeStoreResource, StoreAuthError
 from etl_platform.devservers.fake_store import Fault
-from etl_platform_tests.commerce.conftest import FRIDAY, SATURDAY, auth_calls, fast, failure_message
+from etl_platform_tests.commerce.conftest import FRIDAY, SATURDAY, auth_calls, fast
+from etl_platform_tests.runs import failure_message
 
 SHOES_ID = 4
 JWT_HEADER = "eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9"  # base64url of {"alg":"HS256","typ":"JWT"}

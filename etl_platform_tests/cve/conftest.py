@@ -6,18 +6,19 @@ import copy
 from collections.abc import Callable
 
 import pytest
-import sqlalchemy as sa
-from dagster import AssetSelection, DagsterInstance, Definitions, ExecuteInProcessResult, define_asset_job
+from dagster import DagsterInstance, ExecuteInProcessResult
 
 from etl_platform.defs.cve.definitions import defs as cve_defs
 from etl_platform.defs.cve.partitions import cve_daily
 from etl_platform.defs.cve.resources import NvdResource
 from etl_platform.definitions import build_resources
 from etl_platform.devservers.nvd import sample_records
-from etl_platform.lib.warehouse import engine_for
+from etl_platform_tests import stored
+from etl_platform_tests.runs import run_job
 
 SAMPLE_DAY = "2023-10-18"
 CVE_ASSETS = [*cve_defs.assets, *cve_defs.asset_checks]
+CVE_TABLES = ("cve", "cve_metric", "cve_weakness", "cve_reference", "cve_cpe_match", "cve_change")
 
 
 def fast_nvd(url: str, **overrides) -> NvdResource:
@@ -35,32 +36,14 @@ def run_day(nvd, etl_env, monkeypatch) -> Callable[..., ExecuteInProcessResult]:
         if warehouse_url:
             monkeypatch.setenv("ETL_WAREHOUSE_URL", warehouse_url)
         resources = build_resources() | {"nvd": fast_nvd(nvd.url, **nvd_options)}
-        job = define_asset_job("cve_day", selection=selection or AssetSelection.all(), partitions_def=cve_daily)
-        definitions = Definitions(assets=CVE_ASSETS, jobs=[job], resources=resources)
-        return definitions.resolve_job_def("cve_day").execute_in_process(
-            partition_key=partition, instance=instance, raise_on_error=False
-        )
+        return run_job("cve_day", CVE_ASSETS, resources, instance, selection, cve_daily, partition)
 
     return run
 
 
 def table_counts(url: str) -> dict[str, int]:
-    tables = ("cve", "cve_metric", "cve_weakness", "cve_reference", "cve_cpe_match", "cve_change")
-    with engine_for(url).connect() as connection:
-        existing = set(sa.inspect(connection).get_table_names())
-        return {
-            name: connection.execute(sa.select(sa.func.count()).select_from(sa.table(name))).scalar_one()
-            for name in tables
-            if name in existing
-        }
-
-
-def check_results(result: ExecuteInProcessResult) -> dict[tuple[str, str], bool]:
-    """(asset key, check name) -> passed, for every check evaluated in the run."""
-    return {
-        (evaluation.asset_key.to_user_string(), evaluation.check_name): evaluation.passed
-        for evaluation in result.get_asset_check_evaluations()
-    }
+    """Table -> rows, for the `cve` tables the warehouse holds."""
+    return stored.table_counts(url, CVE_TABLES)
 
 
 def record(cve_id: str, last_modified: str, **changes) -> dict:
@@ -75,12 +58,3 @@ def bad_score(cve_id: str) -> dict:
     bad = record(cve_id, "2023-10-18T23:00:00.000")
     bad["cve"]["metrics"]["cvssMetricV31"][0]["cvssData"]["baseScore"] = 12.5
     return bad
-
-
-def materialization_metadata(result: ExecuteInProcessResult, key: str) -> dict:
-    """Metadata values of the materialization of asset `key` (e.g. "cve/tables/cve") in a run."""
-    for event in result.get_asset_materialization_events():
-        materialization = event.event_specific_data.materialization
-        if materialization.asset_key.to_user_string() == key:
-            return {name: value.value for name, value in materialization.metadata.items()}
-    raise KeyError(f"{key} was not materialized")

@@ -9,13 +9,8 @@ from upath import UPath
 from etl_platform.devservers.nvd import Fault
 from etl_platform.lib import merge_plan
 from etl_platform.lib.warehouse import engine_for
-from etl_platform_tests.cve.conftest import (
-    SAMPLE_DAY,
-    check_results,
-    materialization_metadata,
-    record,
-    table_counts,
-)
+from etl_platform_tests.cve.conftest import SAMPLE_DAY, record, table_counts
+from etl_platform_tests.runs import check_results, materialization_metadata
 
 SAMPLE_COUNTS = {"cve": 38, "cve_metric": 48, "cve_weakness": 46, "cve_reference": 56, "cve_cpe_match": 56, "cve_change": 38}
 

@@ -2,32 +2,31 @@
 
 from __future__ import annotations
 
-import sqlalchemy as sa
+import pytest
 from dagster import DagsterInstance, RunsFilter
 
-from etl_platform.definitions import defs
+from etl_platform import definitions
 from etl_platform.defs.ops.replay import REPLAY_TAG
-from etl_platform.lib.warehouse import engine_for
 from etl_platform_tests.cve.conftest import SAMPLE_DAY, bad_score, record, table_counts
+from etl_platform_tests.stored import quarantined
 
 
 def replay(instance: DagsterInstance, domain: str):
-    return defs.resolve_job_def("replay_quarantine").execute_in_process(
-        run_config={"ops": {"replay_quarantined_records": {"config": {"domain": domain}}}},
-        instance=instance,
-        raise_on_error=False,
-    )
+    with pytest.MonkeyPatch.context() as patch:
+        # The code location as a run loads it, bound to the environment the test set: the replay's
+        # runs of the domain's job load it through `definitions.defs` too.
+        patch.setattr(definitions, "defs", definitions.build_definitions())
+        return definitions.defs.resolve_job_def("replay_quarantine").execute_in_process(
+            run_config={"ops": {"replay_quarantined_records": {"config": {"domain": domain}}}},
+            instance=instance,
+            raise_on_error=False,
+        )
 
 
 def outcome(result) -> dict:
     """The replay op's output metadata."""
     [output] = [e for e in result.events_for_node("replay_quarantined_records") if e.is_successful_output]
     return {name: value.value for name, value in output.event_specific_data.metadata.items()}
-
-
-def quarantined(url: str) -> list[dict]:
-    with engine_for(url).connect() as connection:
-        return [dict(r) for r in connection.execute(sa.text("SELECT * FROM quarantine ORDER BY id")).mappings()]
 
 
 def test_replay_runs_the_day_again_and_marks_the_corrected_record_replayed(

@@ -21,7 +21,7 @@ from etl_platform.devservers import EcbStandIn, FakeStoreStandIn, NvdStandIn
 from etl_platform.devservers.hotmart import HotmartStandIn
 from etl_platform.devservers.nvd import Fault
 from etl_platform.lib.http import SourceError
-from etl_platform_tests.commerce.conftest import ecb, store  # noqa: F401 (fixtures: the stand-ins as commerce runs them)
+from etl_platform_tests.commerce.conftest import store  # noqa: F401 (fixture: the Fake Store as commerce runs it)
 
 CUTS = [pytest.param(False, id="content-length"), pytest.param(True, id="chunked")]
 FAST = {"backoff_seconds": 0.01, "timeout_seconds": 5.0}

@@ -25,12 +25,6 @@ HISTORY_SAMPLE = SAMPLES / "eurofxref-hist_2025-05-09.csv"
 JUNE_WEEK = {"startPeriod": "2024-06-03", "endPeriod": "2024-06-07"}
 
 
-@pytest.fixture
-def ecb():
-    with EcbStandIn() as server:
-        yield server
-
-
 def get(ecb: EcbStandIn, timeout: float = 10, headers: dict | None = None, **params) -> requests.Response:
     return requests.get(f"{ecb.url}/EXR/D.USD.EUR.SP00.A", params=params, headers=headers, timeout=timeout)
 

@@ -25,12 +25,6 @@ SAMPLE_COUNT = 38
 
 
 @pytest.fixture
-def nvd():
-    with NvdStandIn() as server:
-        yield server
-
-
-@pytest.fixture
 def synthetic():
     with NvdStandIn(synthetic_per_day=300_000) as server:
         yield server

@@ -13,7 +13,6 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-import sqlalchemy as sa
 from dagster import DagsterInstance, Definitions, ExecuteInProcessResult, RunRequest, build_sensor_context
 
 import etl_platform
@@ -21,7 +20,6 @@ from etl_platform.definitions import build_resources
 from etl_platform.defs.hr.definitions import build_resources as hr_resources
 from etl_platform.defs.hr.definitions import defs as hr_defs
 from etl_platform.defs.hr.sensors import hr_landing_sensor
-from etl_platform.lib.warehouse import engine_for
 
 SAMPLES = Path(etl_platform.__file__).parent / "samples" / "hr_challenge"
 FILES = ("departments.csv", "jobs.csv", "hired_employees.csv")
@@ -154,23 +152,3 @@ def migration(landing, monkeypatch):
         return Migration(DagsterInstance.ephemeral(), definitions)
 
     return make
-
-
-def count(url: str, table: str, where: str = "") -> int:
-    with engine_for(url).connect() as connection:
-        return connection.execute(sa.text(f"SELECT count(*) FROM {table} {where}")).scalar_one()
-
-
-def rows(url: str, statement: str, **parameters) -> list[dict]:
-    with engine_for(url).connect() as connection:
-        return [dict(row) for row in connection.execute(sa.text(statement), parameters).mappings()]
-
-
-def materialized(result: ExecuteInProcessResult) -> dict[str, dict]:
-    """Asset key -> metadata values of every materialization of a run."""
-    return {
-        event.asset_key.to_user_string(): {
-            name: value.value for name, value in event.event_specific_data.materialization.metadata.items()
-        }
-        for event in result.get_asset_materialization_events()
-    }

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
-import sys
 from pathlib import Path
 
 import boto3
@@ -15,23 +13,18 @@ from etl_platform.defs.hr.schedules import migration_run_config
 from etl_platform.defs.hr.sensors import FILES_TAG
 from etl_platform_tests.hr.conftest import (
     FILES,
-    count,
     expected_departments_above_mean,
     expected_hires_by_quarter,
     expected_rejections,
     land_samples,
-    materialized,
-    rows,
     sample_bytes,
     sample_frame,
 )
+from etl_platform_tests.runs import dagster_cli, materialized
+from etl_platform_tests.stored import count, row_dicts, table_counts
 
 LOADED = {"departments": 12, "jobs": 183, "hired_employees": 1929}
 REJECTED = 70
-
-
-def table_counts(url: str) -> dict[str, int]:
-    return {table: count(url, table) for table in LOADED}
 
 
 def test_landed_files_load_once_with_every_rejection_logged(migration, landing, any_warehouse_url):
@@ -45,8 +38,8 @@ def test_landed_files_load_once_with_every_rejection_logged(migration, landing, 
     assert request.run_config == migration_run_config(list(FILES))
     result = hr.run(request)
     assert result.success
-    assert table_counts(any_warehouse_url) == LOADED
-    rejections = rows(any_warehouse_url, "SELECT table_name, payload, reason, source FROM ingest_rejections")
+    assert table_counts(any_warehouse_url, LOADED) == LOADED
+    rejections = row_dicts(any_warehouse_url, "SELECT table_name, payload, reason, source FROM ingest_rejections")
     assert len(rejections) == REJECTED
     assert {(r["table_name"], r["source"]) for r in rejections} == {("hired_employees", "hired_employees.csv")}
     assert sorted(r["reason"] for r in rejections) == sorted(expected_rejections().elements())
@@ -75,7 +68,7 @@ def test_landed_files_load_once_with_every_rejection_logged(migration, landing, 
     again = hr.tick()
     assert again.run_requests == []
     assert "no new or changed file" in again.skip_message
-    assert table_counts(any_warehouse_url) == LOADED
+    assert table_counts(any_warehouse_url, LOADED) == LOADED
     assert count(any_warehouse_url, "ingest_rejections") == REJECTED
 
 
@@ -99,10 +92,10 @@ def test_a_corrected_file_dropped_again_updates_and_completes_rows(migration, la
     result = hr.run(request)
 
     assert result.success
-    renamed = rows(postgres_url, "SELECT department FROM departments WHERE id = 2")
+    renamed = row_dicts(postgres_url, "SELECT department FROM departments WHERE id = 2")
     assert renamed == [{"department": "Sales and Marketing"}]
-    assert rows(postgres_url, "SELECT job_id FROM hired_employees WHERE id = 2") == [{"job_id": 96}]
-    assert table_counts(postgres_url) == {**LOADED, "hired_employees": 1930}
+    assert row_dicts(postgres_url, "SELECT job_id FROM hired_employees WHERE id = 2") == [{"job_id": 96}]
+    assert table_counts(postgres_url, LOADED) == {**LOADED, "hired_employees": 1930}
     metadata = materialized(result)
     assert "hr/tables/jobs" not in metadata
     assert (metadata["hr/tables/departments"]["updated"], metadata["hr/tables/departments"]["inserted"]) == (1, 0)
@@ -127,7 +120,7 @@ def test_the_landing_place_on_s3(migration, s3_bucket, monkeypatch, postgres_url
 
     hr.tick_and_run()
 
-    assert table_counts(postgres_url) == LOADED
+    assert table_counts(postgres_url, LOADED) == LOADED
     assert count(postgres_url, "ingest_rejections", "WHERE source = 'hired_employees.csv'") == REJECTED
     kept = s3.list_objects_v2(Bucket=s3_bucket, Prefix="storage/hr/raw/")["Contents"]
     assert sorted(item["Key"].split("/")[3] for item in kept) == ["departments", "hired_employees", "jobs"]
@@ -153,7 +146,7 @@ def test_no_transaction_holds_more_than_1000_rows(migration, landing, postgres_u
     assert (hires["transactions"], hires["largest_transaction_rows"]) == (2, MAX_BATCH_ROWS)
     # Postgres stamps every row with the transaction that wrote it (xmin): a batch's valid
     # rows and its rejections share one, and no transaction wrote more than 1000 rows.
-    written = rows(
+    written = row_dicts(
         postgres_url,
         "SELECT xid, sum(loaded) AS loaded, sum(rejected) AS rejected FROM ("
         " SELECT xmin::text AS xid, 1 AS loaded, 0 AS rejected FROM hired_employees"
@@ -173,13 +166,13 @@ def test_smaller_batches_split_the_load_into_more_transactions(migration, landin
 
     assert result.success
     assert materialized(result)["hr/tables/hired_employees"]["transactions"] == 8
-    written = rows(
+    written = row_dicts(
         postgres_url,
         "SELECT count(*) AS n FROM (SELECT xmin::text AS xid FROM hired_employees"
         " UNION ALL SELECT xmin::text FROM ingest_rejections) AS w GROUP BY xid",
     )
     assert sorted(row["n"] for row in written) == [249] + [250] * 7
-    assert table_counts(postgres_url) == LOADED
+    assert table_counts(postgres_url, LOADED) == LOADED
 
 
 def test_a_file_named_in_the_run_config_must_have_landed(migration, landing, sqlite_url):
@@ -211,24 +204,17 @@ def test_parse_csv_keeps_empty_fields_and_skips_blank_lines():
     assert len(parse_csv(sample_bytes("hired_employees.csv"))) == len(sample_frame("hired_employees.csv")) == 1999
 
 
-def _dagster_cli(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess:
-    dagster = Path(sys.executable).parent / "dagster"
-    return subprocess.run(
-        [str(dagster), *args], env={**os.environ, **env}, capture_output=True, text=True, timeout=300
-    )
-
-
 def test_the_cli_job_loads_the_landing_place_and_refreshes_the_reports(landing, postgres_url, tmp_path):
     land_samples(landing)
     env = {"ETL_WAREHOUSE_URL": postgres_url, "DAGSTER_HOME": str(tmp_path / "dagster_home")}
     os.makedirs(env["DAGSTER_HOME"])
 
-    run = _dagster_cli("job", "execute", "-m", "etl_platform.definitions", "-j", "hr_migration", env=env)
+    run = dagster_cli("job", "execute", "-m", "etl_platform.definitions", "-j", "hr_migration", env=env)
 
     assert run.returncode == 0, run.stderr[-3000:]
-    assert table_counts(postgres_url) == LOADED
+    assert table_counts(postgres_url, LOADED) == LOADED
     assert count(postgres_url, "ingest_rejections") == REJECTED
-    stored = rows(
+    stored = row_dicts(
         postgres_url,
         "SELECT id, department, hired FROM report_departments_above_mean WHERE year = 2021 ORDER BY hired DESC, id",
     )

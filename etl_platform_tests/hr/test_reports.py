@@ -11,14 +11,9 @@ from dagster import RunRequest, evaluate_automation_conditions
 
 from etl_platform.defs.hr.keys import REPORT_KEYS, TABLE_KEYS
 from etl_platform.defs.hr.reports import departments_above_mean, hires_by_quarter
-from etl_platform_tests.hr.conftest import (
-    count,
-    expected_departments_above_mean,
-    expected_hires_by_quarter,
-    land_samples,
-    materialized,
-    rows,
-)
+from etl_platform_tests.hr.conftest import expected_departments_above_mean, expected_hires_by_quarter, land_samples
+from etl_platform_tests.runs import materialized
+from etl_platform_tests.stored import count, row_dicts
 
 YEARS = (2021, 2022)
 
@@ -31,12 +26,12 @@ def load(migration, landing, url: str):
 
 
 def stored_hires_by_quarter(url: str, year: int) -> list[dict]:
-    found = rows(url, "SELECT department, job, q1, q2, q3, q4 FROM report_hires_by_quarter WHERE year = :y", y=year)
+    found = row_dicts(url, "SELECT department, job, q1, q2, q3, q4 FROM report_hires_by_quarter WHERE year = :y", y=year)
     return sorted(found, key=lambda row: (row["department"], row["job"]))
 
 
 def stored_departments_above_mean(url: str, year: int) -> list[dict]:
-    return rows(
+    return row_dicts(
         url,
         "SELECT id, department, hired FROM report_departments_above_mean WHERE year = :y ORDER BY hired DESC, id",
         y=year,
@@ -59,7 +54,7 @@ def test_reports_match_an_independent_computation_on_the_challenge_data(migratio
         ("Research and Development", 148),
         ("Marketing", 142),
     ]
-    total = rows(any_warehouse_url, "SELECT sum(q1 + q2 + q3 + q4) AS n FROM report_hires_by_quarter WHERE year = 2021")
+    total = row_dicts(any_warehouse_url, "SELECT sum(q1 + q2 + q3 + q4) AS n FROM report_hires_by_quarter WHERE year = 2021")
     assert total == [{"n": 1643}]
 
 
@@ -96,7 +91,7 @@ def test_a_report_is_replaced_whole_when_the_tables_change(migration, landing, p
 
     hr.tick_and_run()
 
-    jobs_2022 = rows(url, "SELECT DISTINCT job FROM report_hires_by_quarter WHERE year = 2022")
+    jobs_2022 = row_dicts(url, "SELECT DISTINCT job FROM report_hires_by_quarter WHERE year = 2022")
     assert jobs_2022 == [{"job": "Marketing Assistant"}]
     assert count(url, "report_hires_by_quarter") == before - len(expected_hires_by_quarter(2022)) + 12
     assert stored_hires_by_quarter(url, 2021) == expected_hires_by_quarter(2021)
@@ -177,7 +172,6 @@ def test_rows_written_through_the_api_make_the_sensor_refresh_the_reports(postgr
     from etl_platform.lib.warehouse import WarehouseResource, engine_for
 
     warehouse = WarehouseResource(url=postgres_url)
-    warehouse.ensure_tables(hr_tables.metadata)
     first = hr_api_writes_sensor(build_sensor_context(), warehouse=warehouse)
     with engine_for(postgres_url).begin() as connection:
         connection.execute(sa.insert(hr_tables.departments), [{"id": 1, "department": "Sales"}])

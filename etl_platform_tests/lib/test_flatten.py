@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from etl_platform.lib.flatten import FlatTables, flatten, to_json_text
+from etl_platform.lib.flatten import flatten, to_json_text
 
 SAMPLES = Path(__file__).resolve().parents[2] / "etl_platform" / "samples" / "hotmart_sales"
 KEY = ("purchase_transaction",)
@@ -40,7 +40,7 @@ def shuffled(value, rng: random.Random):
 
 
 def test_path_keys_and_types_from_both_records():
-    root = flatten(SALES, key=KEY, name="sale").root
+    root = flatten(SALES, key=KEY, name="sale")
     assert root.name == "sale" and root.columns[0] == "purchase_transaction"
     docs, live = root.rows
     assert docs["purchase_price_value"] == 235.76 and live["purchase_price_value"] == 49  # float vs int kept
@@ -62,83 +62,45 @@ def test_key_order_independence():
         again = flatten([shuffled(r, rng) for r in SALES], key=KEY)
         assert again == expected
     # record order changes row order only, not the columns
-    reversed_ = flatten(list(reversed(SALES)), key=KEY).root
-    assert reversed_.columns == expected.root.columns
-    assert reversed_.rows == list(reversed(expected.root.rows))
+    reversed_ = flatten(list(reversed(SALES)), key=KEY)
+    assert reversed_.columns == expected.columns
+    assert reversed_.rows == list(reversed(expected.rows))
 
 
 def test_lists_of_scalars_as_json():
     record = {"id": 1, "tags": ["a", "b"], "n": {"ints": [3, 1]}, "empty": [], "mixed": [{"b": 1, "a": 2}, 3]}
-    row = flatten([record], key=["id"]).root.rows[0]
+    row = flatten([record], key=["id"]).rows[0]
     assert row["tags"] == '["a","b"]' and json.loads(row["n_ints"]) == [3, 1]
     assert row["empty"] == "[]"
-    assert row["mixed"] == '[{"a":2,"b":1},3]'  # not exploded: JSON with sorted keys
+    assert row["mixed"] == '[{"a":2,"b":1},3]'  # JSON with sorted keys
 
 
-def test_lists_of_objects_exploded_with_parent_key_and_position():
-    items = _docs("sales_commissions") + [_live("get_sales_commissions")]
-    tables = flatten(items, key=["transaction"], explode={"commissions"}, name="commission_sale")
-    assert "commissions" not in tables.root.columns
-    child = tables.children["commissions"]
-    assert child.name == "commissions"
-    assert child.columns[:2] == ("transaction", "position")
-    assert [(r["transaction"], r["position"], r["source"]) for r in child.rows] == [
-        ("HP12345678901234", 0, "PRODUCER"),
-        ("HP12345678901234", 1, "COPRODUCER"),
-        ("HP12345678901234", 2, "ADDON"),
-        ("HP2890253164", 0, "PRODUCER"),
-    ]
-    # docs spell the currency currency_value, live currency_code: both columns, None where absent
-    assert child.rows[0]["commission_currency_value"] == "USD" and child.rows[0]["commission_currency_code"] is None
-    assert child.rows[3]["commission_currency_code"] == "BRL" and child.rows[3]["user_email"] == "<REDACTED:email>"
-    assert list(tables.tables) == ["commission_sale", "commissions"]
-    frames = tables.frames()
-    assert list(frames["commissions"].columns) == list(child.columns) and len(frames["commissions"]) == 4
-
-
-def test_nested_explode_carries_ancestor_positions():
-    items = _docs("sales_users") + [_live("get_sales_participants")]
-    tables = flatten(items, key=("transaction",), explode=[("users",), ("users", "user", "documents")])
-    users, documents = tables.children["users"], tables.children["users_user_documents"]
-    assert "user_documents" not in users.columns
-    assert documents.columns[:3] == ("transaction", "users_position", "position")
-    live_docs = [
-        (r["users_position"], r["position"], r["type"]) for r in documents.rows if r["transaction"] == "HP2890253164"
-    ]
-    assert live_docs == [(0, 0, "CNPJ"), (0, 1, "CPF"), (1, 0, "DOCUMENT")]
-    assert [r["role"] for r in users.rows] == ["PRODUCER", "PRODUCER", "BUYER"]
-
-
-def test_lists_of_objects_kept_as_json_when_not_exploded():
+def test_lists_of_objects_kept_as_json():
     items = _docs("sales_commissions")
-    tables = flatten(items, key=["transaction"])
-    assert tables.children == {}
-    text = tables.root.rows[0]["commissions"]
+    text = flatten(items, key=["transaction"]).rows[0]["commissions"]
     assert json.loads(text) == items[0]["commissions"]
     assert text == to_json_text(shuffled(items[0]["commissions"], random.Random(1)))
 
 
-def test_empty_input():
-    tables = flatten([], key=KEY, explode={"purchase_items"}, name="sale")
-    assert tables.root.columns == KEY and tables.root.rows == []
-    assert tables.children["purchase_items"].columns == ("purchase_transaction", "position")
-    assert tables.frames()["sale"].empty
-    assert flatten([]) == FlatTables(flatten([]).root, {})
-    assert flatten([]).root.columns == ()
+def test_empty_input_gives_the_key_columns_and_no_rows():
+    table = flatten([], key=KEY, name="sale")
+    assert table.columns == KEY and table.rows == [] and table.to_frame().empty
+    assert flatten([]).columns == ()
 
 
-def test_errors():
-    with pytest.raises(ValueError, match="key"):
-        flatten(SALES, explode={"commissions"})
+def test_two_paths_flattening_to_one_column_are_refused():
     with pytest.raises(ValueError, match="same column"):
         flatten([{"a_b": 1, "a": {"b": 2}}])
-    with pytest.raises(ValueError, match="no value for key"):
-        flatten([{"x": [{"y": 1}]}], key=["id"], explode=["x"])
+
+
+def test_a_record_that_is_not_an_object_is_refused():
+    with pytest.raises(TypeError, match="record 1 is list"):
+        flatten([{"a": 1}, [1]])
 
 
 def test_storable_frame_turns_mixed_columns_into_text():
     records = [{"id": 1, "v": 49, "w": "a", "f": True}, {"id": 2, "v": 235.76, "w": 7, "f": None}]
-    frame = flatten(records, key=["id"]).root.to_storable_frame()
+    frame = flatten(records, key=["id"]).to_storable_frame()
     assert frame["v"].tolist() == [49, 235.76]  # numbers stay numbers
     assert frame["w"].tolist() == ["a", "7"]  # text and a number: text
     assert frame["f"].tolist() == [True, None]

@@ -15,16 +15,10 @@ import requests
 from etl_platform.devservers import NvdStandIn
 from etl_platform.devservers.nvd import Fault
 from etl_platform.lib import http as http_lib
-from etl_platform.lib.http import HttpClient, RateLimiter, SourceError, parse_retry_after
+from etl_platform.lib.http import HttpClient, RateLimiter, SourceError, Unauthorized, parse_retry_after
 
 SAMPLE_DAY = {"lastModStartDate": "2023-10-18T00:00:00.000", "lastModEndDate": "2023-10-18T23:59:59.999"}
 SECRET = "k3y-0f-the-test-9f1c2b"
-
-
-@pytest.fixture
-def nvd():
-    with NvdStandIn() as server:
-        yield server
 
 
 def client(**overrides) -> HttpClient:
@@ -255,6 +249,85 @@ def test_the_api_key_is_not_in_a_source_error(nvd):
 
     assert SECRET not in str(raised.value)
     assert SECRET not in repr(raised.value.__cause__)
+
+
+# --------------------------------------------------------------------------- token renewal
+
+
+class CountingAuth:
+    """A `TokenAuth` handing out token-1, token-2, ... and counting renewals."""
+
+    def __init__(self) -> None:
+        self.issued = 1
+        self.renewals = 0
+
+    def headers(self) -> dict[str, str]:
+        return {"Authorization": f"Bearer token-{self.issued}"}
+
+    def renew(self) -> None:
+        self.renewals += 1
+        self.issued += 1
+
+    def refused(self, where: str) -> SourceError:
+        return SourceError(f"refused twice: {where}")
+
+
+def sent_tokens(server: NvdStandIn) -> list[str | None]:
+    return [r["headers"].get("Authorization") for r in server.requests]
+
+
+def test_a_401_renews_the_token_once_and_sends_the_request_again(nvd):
+    nvd.inject(Fault.status(401))
+    auth = CountingAuth()
+
+    response = client(auth=auth).get(nvd.url, params=SAMPLE_DAY)
+
+    assert response.status_code == 200
+    assert auth.renewals == 1
+    assert sent_tokens(nvd) == ["Bearer token-1", "Bearer token-2"]
+
+
+def test_a_renewed_token_refused_again_raises_the_auths_error_instead_of_looping(nvd):
+    nvd.inject(Fault.status(401), times=10)
+    auth = CountingAuth()
+
+    with pytest.raises(SourceError, match=r"^refused twice: GET http://") as raised:
+        client(auth=auth).get(nvd.url, params=SAMPLE_DAY)
+
+    assert isinstance(raised.value.__cause__, Unauthorized)
+    assert auth.renewals == 1 and len(nvd.requests) == 2
+
+
+def test_the_auth_flows_own_requests_carry_no_token_and_renew_nothing(nvd):
+    nvd.inject(Fault.status(401))
+    auth = CountingAuth()
+
+    with pytest.raises(Unauthorized, match="HTTP 401"):
+        client(auth=auth).send("GET", nvd.url, params=SAMPLE_DAY, authenticated=False)
+
+    assert auth.renewals == 0 and sent_tokens(nvd) == [None]
+
+
+def test_a_secret_query_is_never_quoted_in_errors_or_logs(nvd, caplog):
+    nvd.inject(Fault.status(503), times=2)
+    params = {**SAMPLE_DAY, "client_secret": SECRET}
+
+    with caplog.at_level(logging.DEBUG, logger=http_lib.log.name):
+        with pytest.raises(SourceError, match=r"^nvd: gave up after 2 attempts \(HTTP 503 from http://") as raised:
+            client(attempts=2, secret_query=True).get(nvd.url, params=params)
+
+    assert SECRET not in str(raised.value) and raised.value.__cause__ is None
+    assert SECRET not in caplog.text
+    assert [r["params"]["client_secret"] for r in nvd.requests] == [SECRET] * 2
+
+
+def test_every_attempt_is_counted(nvd):
+    nvd.inject(Fault.status(503), times=2)
+    http = client()
+
+    http.get(nvd.url, params=SAMPLE_DAY)
+
+    assert http.requests_sent == 3
 
 
 # --------------------------------------------------------------------------- rate limiter

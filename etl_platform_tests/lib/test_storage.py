@@ -12,6 +12,7 @@ import pyarrow.parquet as pq
 from dagster import AssetIn, DagsterInstance, StaticPartitionsDefinition, asset, materialize
 from upath import UPath
 
+from etl_platform.definitions import build_resources
 from etl_platform.lib.storage import (
     JsonIOManagerFactory,
     ParquetIOManagerFactory,
@@ -19,6 +20,7 @@ from etl_platform.lib.storage import (
     storage_root,
     write_bytes,
 )
+from etl_platform_tests.runs import materialization_metadata
 
 DAYS = StaticPartitionsDefinition(["2024-01-01", "2024-01-02"])
 
@@ -80,13 +82,6 @@ def run(assets, base_url: str, partition: str | None = "2024-01-01", selection=N
     )
 
 
-def materialization_metadata(result, asset_key: list[str]) -> dict:
-    [event] = [
-        e for e in result.get_asset_materialization_events() if e.asset_key.path == asset_key
-    ]
-    return event.materialization.metadata
-
-
 def s3_client(endpoint: str):
     return boto3.client("s3", endpoint_url=endpoint, region_name="us-east-1")
 
@@ -103,15 +98,21 @@ def s3_bytes(endpoint: str, bucket: str, key: str) -> bytes:
 # --------------------------------------------------------------------------- storage_root and StorageResource
 
 
+def bound_storage() -> StorageResource:
+    """The code location's storage resource, bound to the environment and set up as a run would."""
+    return build_resources()["storage"].process_config_and_initialize()
+
+
 def test_storage_root_defaults_to_storage_under_etl_home(etl_env):
     assert storage_root() == UPath(Path(etl_env["ETL_HOME"]) / "storage")
+    assert bound_storage().root() == UPath(Path(etl_env["ETL_HOME"]) / "storage")
 
 
 def test_storage_root_follows_etl_storage_url(etl_env, tmp_path, monkeypatch):
     monkeypatch.setenv("ETL_STORAGE_URL", str(tmp_path / "elsewhere"))
 
     assert storage_root() == UPath(tmp_path / "elsewhere")
-    assert StorageResource().root() == UPath(tmp_path / "elsewhere")
+    assert bound_storage().root() == UPath(tmp_path / "elsewhere")
 
 
 def test_an_explicit_url_wins_over_the_environment(etl_env, tmp_path, monkeypatch):
@@ -138,7 +139,7 @@ def test_write_bytes_creates_missing_local_folders(tmp_path):
 def test_storage_resource_writes_to_the_s3_bucket(s3_bucket, s3_server, etl_env, monkeypatch):
     monkeypatch.setenv("ETL_STORAGE_URL", f"s3://{s3_bucket}/prefix")
 
-    write_bytes(StorageResource().root() / "raw" / "page.json", b'{"a": 1}')
+    write_bytes(bound_storage().root() / "raw" / "page.json", b'{"a": 1}')
 
     assert s3_keys(s3_server, s3_bucket) == {"prefix/raw/page.json"}
     assert s3_bytes(s3_server, s3_bucket, "prefix/raw/page.json") == b'{"a": 1}'
@@ -228,23 +229,23 @@ def test_parquet_round_trip_keeps_values_and_dtypes(tmp_path):
 def test_parquet_output_metadata_has_row_count_and_column_schema(tmp_path):
     result = run([cve], str(tmp_path))
 
-    metadata = materialization_metadata(result, ["clean", "cve"])
-    assert metadata["dagster/row_count"].value == 3
-    schema = metadata["dagster/column_schema"].value
+    metadata = materialization_metadata(result, "clean/cve")
+    assert metadata["dagster/row_count"] == 3
+    schema = metadata["dagster/column_schema"]
     assert [(c.name, c.type) for c in schema.columns] == [
         ("cve_id", "object"),
         ("cve_key", "Int64"),
         ("score", "float64"),
         ("last_modified", "datetime64[ns, UTC]"),
     ]
-    assert "CVE-2024-0001" in metadata["preview"].value
+    assert "CVE-2024-0001" in metadata["preview"]
 
 
 def test_parquet_an_empty_frame_keeps_its_columns_and_reports_zero_rows(tmp_path):
     result = run([empty], str(tmp_path))
 
-    metadata = materialization_metadata(result, ["clean", "empty"])
-    assert metadata["dagster/row_count"].value == 0
+    metadata = materialization_metadata(result, "clean/empty")
+    assert metadata["dagster/row_count"] == 0
     assert "preview" not in metadata
     stored = pq.read_table(tmp_path / "clean" / "empty" / "2024-01-01.parquet").to_pandas()
     assert list(stored.columns) == ["cve_id", "cve_key", "score", "last_modified"]
@@ -265,7 +266,8 @@ def test_parquet_on_s3_lands_at_bucket_prefix_key_parts_partition_and_reads_back
 
 def test_io_managers_default_to_etl_storage_url(etl_env, tmp_path, monkeypatch):
     monkeypatch.setenv("ETL_STORAGE_URL", str(tmp_path / "store"))
-    resources = {"json_io": JsonIOManagerFactory(), "parquet_io": ParquetIOManagerFactory()}
+    bound = build_resources()
+    resources = {"json_io": bound["json_io_manager"], "parquet_io": bound["parquet_io_manager"]}
 
     materialize([pages, cve], partition_key="2024-01-01", resources=resources, instance=DagsterInstance.ephemeral())
 

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import pytest
 import sqlalchemy as sa
 from dagster import AssetKey
 
-from etl_platform.lib.table_assets import TABLE_KINDS, column_schema, table_metadata, table_spec
+from etl_platform.lib.table_assets import column_schema, table_kinds, table_metadata, table_spec
 
 order = sa.Table(
     "order",
@@ -34,6 +35,19 @@ def test_a_table_spec_is_a_sql_asset_of_its_group_with_the_tables_metadata():
 
     spec = table_spec(key, order, group="shop", deps=[AssetKey("raw")], description="d")
 
-    assert spec.key == key and spec.group_name == "shop" and set(spec.kinds) == TABLE_KINDS and spec.description == "d"
+    assert spec.key == key and spec.group_name == "shop" and set(spec.kinds) == table_kinds() and spec.description == "d"
     assert [dep.asset_key for dep in spec.deps] == [AssetKey("raw")]
     assert spec.metadata == table_metadata(order)
+
+
+@pytest.mark.parametrize(
+    "url, kind",
+    [(None, "sqlite"), ("sqlite:///w.db", "sqlite"), ("postgresql://u@h/db", "postgres"), ("postgresql+psycopg://h/db", "postgres")],
+)
+def test_table_kinds_name_the_configured_warehouse(monkeypatch, url, kind):
+    if url:
+        monkeypatch.setenv("ETL_WAREHOUSE_URL", url)
+    else:
+        monkeypatch.delenv("ETL_WAREHOUSE_URL", raising=False)
+
+    assert table_kinds("csv") == {"sql", kind, "csv"}

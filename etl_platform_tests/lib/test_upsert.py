@@ -410,7 +410,7 @@ def test_the_connection_is_usable_for_a_second_merge_in_one_transaction(engine, 
 
 
 @every_postgres_path
-def test_nulls_and_empty_strings_stay_distinct_through_copy(postgres, path):
+def test_nulls_and_empty_strings_stay_distinct_through_copy(postgres, path, copy_formats):
     labels = [None, "", '"', 'a "quoted", comma\nand newline', "\\N", "NULL", " padded "]
     frame = pd.DataFrame({"sample_id": range(len(labels)), "label": labels})
 
@@ -419,10 +419,11 @@ def test_nulls_and_empty_strings_stay_distinct_through_copy(postgres, path):
     with postgres.connect() as connection:
         stored = connection.execute(sa.select(sample.c.label).order_by(sample.c.sample_id)).scalars().all()
     assert stored == labels
+    assert set(copy_formats) == {"BINARY"}
 
 
 @every_postgres_path
-def test_timestamps_with_a_zone_keep_their_instant_through_copy(postgres, path):
+def test_timestamps_with_a_zone_keep_their_instant_through_copy(postgres, path, copy_formats):
     instants = [
         pd.Timestamp("2024-01-01T12:00:00.123456Z"),
         pd.Timestamp("1999-12-31T23:59:59Z"),
@@ -437,10 +438,11 @@ def test_timestamps_with_a_zone_keep_their_instant_through_copy(postgres, path):
         stored = connection.execute(sa.select(sample.c.taken).order_by(sample.c.sample_id)).scalars().all()
     assert stored[:3] == [i.to_pydatetime() for i in instants]
     assert stored[3] is None
+    assert set(copy_formats) == {"BINARY"}
 
 
 @every_postgres_path
-def test_decimals_keep_their_exact_value_through_copy(postgres, path):
+def test_decimals_keep_their_exact_value_through_copy(postgres, path, copy_formats):
     amounts = [Decimal("12345678901234.123456"), Decimal("0.000001"), Decimal("-42"), None]
     ratios = [0.1, 9.999, None, 1.5]
     frame = pd.DataFrame({"sample_id": [1, 2, 3, 4], "amount": amounts, "ratio": ratios})
@@ -451,10 +453,11 @@ def test_decimals_keep_their_exact_value_through_copy(postgres, path):
         rows = connection.execute(sa.select(sample.c.amount, sample.c.ratio).order_by(sample.c.sample_id)).all()
     assert [r.amount for r in rows] == amounts
     assert [r.ratio for r in rows] == [Decimal("0.100"), Decimal("9.999"), None, Decimal("1.500")]
+    assert "CSV" in copy_formats  # Decimal objects and floats for decimal columns: Postgres parses them
 
 
 @every_postgres_path
-def test_booleans_and_nullable_integers_survive_copy(postgres, path):
+def test_booleans_and_nullable_integers_survive_copy(postgres, path, copy_formats):
     frame = pd.DataFrame(
         {
             "sample_id": [1, 2, 3],
@@ -468,6 +471,7 @@ def test_booleans_and_nullable_integers_survive_copy(postgres, path):
     with postgres.connect() as connection:
         rows = connection.execute(sa.select(sample.c.flag, sample.c.count).order_by(sample.c.sample_id)).all()
     assert [tuple(r) for r in rows] == [(True, 2**62), (False, None), (None, 0)]
+    assert set(copy_formats) == {"BINARY"}
 
 
 @every_postgres_path

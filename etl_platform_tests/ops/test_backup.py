@@ -9,7 +9,7 @@ import pytest
 import sqlalchemy as sa
 from dagster import AssetCheckKey, DagsterInstance, build_schedule_context
 
-from etl_platform.definitions import defs
+from etl_platform.definitions import build_definitions, defs
 from etl_platform.defs.hr import tables as hr
 from etl_platform.defs.ops.checks import RESTORES_EXACTLY
 from etl_platform.defs.ops.keys import BACKUP_KEY
@@ -72,17 +72,22 @@ def empty_tables(engine: sa.Engine) -> None:
             connection.execute(hr.metadata.tables[name].delete())
 
 
-@pytest.fixture
-def warehouse_url(any_warehouse_url, etl_env, monkeypatch) -> str:
-    """The warehouse the code location uses, holding a few rows of every HR table."""
-    monkeypatch.setenv("ETL_WAREHOUSE_URL", any_warehouse_url)
-    engine = engine_for(any_warehouse_url)
+def fill_tables(engine: sa.Engine) -> None:
+    """The HR tables created, holding a few rows each."""
     hr.metadata.create_all(engine)
     with engine.begin() as connection:
         connection.execute(hr.departments.insert(), DEPARTMENTS)
         connection.execute(hr.jobs.insert(), JOBS)
         connection.execute(hr.hired_employees.insert(), EMPLOYEES)
         connection.execute(hr.ingest_rejections.insert(), REJECTIONS)
+
+
+@pytest.fixture
+def warehouse_url(any_warehouse_url, etl_env, monkeypatch) -> str:
+    """The warehouse the code location uses, holding a few rows of every HR table."""
+    monkeypatch.setenv("ETL_WAREHOUSE_URL", any_warehouse_url)
+    engine = engine_for(any_warehouse_url)
+    fill_tables(engine)
     return any_warehouse_url
 
 
@@ -92,20 +97,25 @@ def instance() -> DagsterInstance:
         yield instance
 
 
+def location():
+    """The code location as a run loads it: bound to the environment the test set."""
+    return build_definitions()
+
+
 def back_up(instance: DagsterInstance, day: str = DAY):
     """Run the weekly job for a day by hand: the backup and its restore check."""
-    return defs.resolve_job_def("hr_backup").execute_in_process(partition_key=day, instance=instance)
+    return location().resolve_job_def("hr_backup").execute_in_process(partition_key=day, instance=instance)
 
 
 def restore(instance: DagsterInstance, day: str = DAY, tables=None):
-    return defs.resolve_job_def("hr_restore").execute_in_process(
+    return location().resolve_job_def("hr_restore").execute_in_process(
         run_config=restore_run_config(day, tables), instance=instance, raise_on_error=False
     )
 
 
 def check_only(instance: DagsterInstance, day: str = DAY):
     """Run the restore check alone against the files as they are now."""
-    job = defs.resolve_job_def("hr_backup").get_subset(asset_selection=set(), asset_check_selection={CHECK_KEY})
+    job = location().resolve_job_def("hr_backup").get_subset(asset_selection=set(), asset_check_selection={CHECK_KEY})
     result = job.execute_in_process(partition_key=day, instance=instance)
     (evaluation,) = result.get_asset_check_evaluations()
     return evaluation
@@ -180,12 +190,7 @@ def test_a_backup_round_trips_through_s3_into_a_new_warehouse(s3_bucket, etl_env
     monkeypatch.setenv("ETL_STORAGE_URL", f"s3://{s3_bucket}/backups")
     monkeypatch.setenv("ETL_WAREHOUSE_URL", sqlite_url)
     engine = engine_for(sqlite_url)
-    hr.metadata.create_all(engine)
-    with engine.begin() as connection:
-        connection.execute(hr.departments.insert(), DEPARTMENTS)
-        connection.execute(hr.jobs.insert(), JOBS)
-        connection.execute(hr.hired_employees.insert(), EMPLOYEES)
-        connection.execute(hr.ingest_rejections.insert(), REJECTIONS)
+    fill_tables(engine)
     before = snapshot(engine)
     with DagsterInstance.ephemeral() as instance:
         result = back_up(instance)

@@ -6,7 +6,7 @@ from collections.abc import Callable, Iterator
 
 import pytest
 import sqlalchemy as sa
-from dagster import AssetSelection, Definitions, ExecuteInProcessResult, define_asset_job, instance_for_test
+from dagster import AssetSelection, ExecuteInProcessResult, instance_for_test
 
 from etl_platform.defs.sales.definitions import defs as sales_defs
 from etl_platform.defs.sales.keys import CORE_ASSETS, RAW_SALES
@@ -14,6 +14,7 @@ from etl_platform.defs.sales.resources import HotmartResource
 from etl_platform.definitions import build_resources
 from etl_platform.devservers.hotmart import HotmartStandIn
 from etl_platform.lib.warehouse import engine_for
+from etl_platform_tests.runs import run_job
 
 CLIENT_ID, CLIENT_SECRET = "sales-client", "sales-secret"
 DAY_MS = 86_400_000
@@ -41,8 +42,8 @@ def sales_env(etl_env, hotmart, monkeypatch) -> dict[str, str]:
 
 
 def fast_hotmart(**overrides) -> HotmartResource:
-    """The real client (URLs and credentials from the environment) with short backoff."""
-    return HotmartResource(**({"backoff_seconds": 0.05, "timeout_seconds": 5.0} | overrides))
+    """The real client (URLs and credentials bound to the environment) with short backoff."""
+    return build_resources(hotmart={"backoff_seconds": 0.05, "timeout_seconds": 5.0} | overrides)["hotmart"]
 
 
 @pytest.fixture
@@ -68,23 +69,11 @@ def _runner(instance, monkeypatch) -> Callable[..., ExecuteInProcessResult]:
         window = {k: v for k, v in {"start": start, "end": end, "overlap_hours": overlap_hours}.items() if v is not None}
         config = {"ops": {"sales__raw__sales": {"config": window}, "sales__flat__sales": {"config": {"csv": csv}}}}
         resources = build_resources() | {"hotmart": fast_hotmart(**hotmart_options)}
-        job = define_asset_job("sales_run", selection=selection or AssetSelection.assets(*CORE_ASSETS))
-        definitions = Definitions(assets=list(sales_defs.assets), jobs=[job], resources=resources)
-        return definitions.resolve_job_def("sales_run").execute_in_process(
-            run_config=config, instance=instance, raise_on_error=False
-        )
+        selection = selection or AssetSelection.assets(*CORE_ASSETS)
+        return run_job("sales_run", list(sales_defs.assets), resources, instance, selection, run_config=config)
 
     run.instance = instance  # type: ignore[attr-defined]
     return run
-
-
-def materialization(result: ExecuteInProcessResult, key: str) -> dict:
-    """Metadata values of the materialization of asset `key` in a run."""
-    for event in result.get_asset_materialization_events():
-        materialization = event.event_specific_data.materialization
-        if materialization.asset_key.to_user_string() == key:
-            return {name: value.value for name, value in materialization.metadata.items()}
-    raise KeyError(f"{key} was not materialized")
 
 
 def sales_rows(url: str, *columns: str) -> dict[str, tuple]:
@@ -95,31 +84,10 @@ def sales_rows(url: str, *columns: str) -> dict[str, tuple]:
     return {row[0]: tuple(row[1:]) for row in rows}
 
 
-def failure_message(result: ExecuteInProcessResult) -> str:
-    return "\n".join(
-        str(event.step_failure_data.error) for event in result.all_events if event.is_step_failure
-    )
-
-
 def day(ms: int) -> str:
     from datetime import datetime, timezone
 
     return datetime.fromtimestamp(ms / 1000, tz=timezone.utc).isoformat()
-
-
-def check_evaluation(result: ExecuteInProcessResult, key: str, check: str):
-    """The evaluation of check `check` on asset `key` in a run."""
-    return next(
-        e for e in result.get_asset_check_evaluations() if e.asset_key.to_user_string() == key and e.check_name == check
-    )
-
-
-def quarantined(url: str) -> list[dict]:
-    """Every row of `quarantine` (none when the table does not exist), oldest first."""
-    with engine_for(url).connect() as connection:
-        if not sa.inspect(connection).has_table("quarantine"):
-            return []
-        return [dict(row) for row in connection.execute(sa.text("SELECT * FROM quarantine ORDER BY id")).mappings()]
 
 
 __all__ = ["RAW_SALES", "CLIENT_ID", "CLIENT_SECRET", "DAY_MS", "DAY0"]

@@ -19,7 +19,7 @@ from dagster import (
 )
 from dagster._core.storage.dagster_run import DagsterRun
 
-from etl_platform.definitions import defs
+from etl_platform.definitions import build_resources, defs
 from etl_platform.defs.sales.fetch import CURSOR_KEY
 from etl_platform.defs.sales.keys import CORE_ASSETS
 from etl_platform.defs.sales.resources import HotmartResource
@@ -27,36 +27,42 @@ from etl_platform.defs.sales.schedules import JOB_NAME, sales_schedule
 from etl_platform.defs.sales.sensors import sales_sensor
 from etl_platform.devservers.hotmart import HotmartStandIn
 from etl_platform.lib.warehouse import engine_for
-from etl_platform_tests.sales.conftest import CLIENT_ID, CLIENT_SECRET, materialization
+from etl_platform_tests.runs import materialization_metadata
+from etl_platform_tests.sales.conftest import CLIENT_ID, CLIENT_SECRET
 
 DAGSTER = Path(sys.executable).parent / "dagster"
+
+
+def bound_hotmart() -> HotmartResource:
+    """The resource as the code location binds it to the environment the test set."""
+    return build_resources()["hotmart"]
 
 
 def test_the_schedule_runs_every_7_minutes_from_the_cursor(run_sales, postgres_url):
     result = run_sales(warehouse_url=postgres_url, end="2026-05-01")
     # The context as a context manager: it closes the instance it opens from the reference.
-    with build_schedule_context(instance=run_sales.instance, resources={"hotmart": HotmartResource()}) as context:
+    with build_schedule_context(instance=run_sales.instance, resources={"hotmart": bound_hotmart()}) as context:
         request = sales_schedule(context)
 
     assert sales_schedule.cron_schedule == "*/7 * * * *"
     assert isinstance(request, RunRequest)
-    assert request.tags[CURSOR_KEY] == str(materialization(result, "sales/tables/sale")[CURSOR_KEY])
+    assert request.tags[CURSOR_KEY] == str(materialization_metadata(result, "sales/tables/sale")[CURSOR_KEY])
 
 
 def test_the_schedule_skips_without_credentials(run_sales, monkeypatch):
     monkeypatch.delenv("SALES_CLIENT_ID")
-    with build_schedule_context(instance=run_sales.instance, resources={"hotmart": HotmartResource()}) as context:
+    with build_schedule_context(instance=run_sales.instance, resources={"hotmart": bound_hotmart()}) as context:
         assert isinstance(sales_schedule(context), SkipReason)
 
 
 def test_the_sensor_never_starts_a_second_run_while_one_is_in_flight(run_sales):
     instance = run_sales.instance
-    context = build_sensor_context(instance=instance, resources={"hotmart": HotmartResource()})
+    context = build_sensor_context(instance=instance, resources={"hotmart": bound_hotmart()})
     assert len(sales_sensor(context).run_requests) == 1
 
     instance.add_run(DagsterRun(job_name=JOB_NAME, run_id=str(uuid.uuid4()), status=DagsterRunStatus.STARTED))
 
-    context = build_sensor_context(instance=instance, resources={"hotmart": HotmartResource()})
+    context = build_sensor_context(instance=instance, resources={"hotmart": bound_hotmart()})
     assert not sales_sensor(context).run_requests
 
 

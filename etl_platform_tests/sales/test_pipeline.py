@@ -12,7 +12,8 @@ import sqlalchemy as sa
 from etl_platform.defs.sales.assets import last_cursor
 from etl_platform.lib.storage import storage_root
 from etl_platform.lib.warehouse import engine_for
-from etl_platform_tests.sales.conftest import DAY0, DAY_MS, day, failure_message, materialization, sales_rows
+from etl_platform_tests.runs import failure_message, materialization_metadata
+from etl_platform_tests.sales.conftest import DAY0, DAY_MS, day, sales_rows
 
 RECORDED = ("HP12455690122399", "HP2890253164")  # the docs example (UNDER_ANALISYS) and the live record
 
@@ -36,7 +37,7 @@ def test_the_recorded_sales_land_in_s3_and_postgres(run_sales, s3_bucket, postgr
     assert sorted(f.rsplit(".", 1)[1] for f in flat) == ["csv", "parquet"]
     with (storage_root() / next(f for f in flat if f.endswith(".parquet"))).open("rb") as handle:
         assert "purchase_hotmart_fee_percentage" in pq.read_table(handle).column_names
-    loaded = materialization(result, "sales/tables/sale")
+    loaded = materialization_metadata(result, "sales/tables/sale")
     assert loaded["inserted"] == 2 and "purchase_transaction" in loaded["added_columns"]
     assert all(e.passed for e in result.get_asset_check_evaluations())
 
@@ -49,7 +50,7 @@ def test_rerunning_a_window_changes_nothing(run_sales, any_warehouse_url):
     result = run_sales(warehouse_url=any_warehouse_url, start="2021-01-01", end="2026-05-01")
 
     assert result.success, failure_message(result)
-    loaded = materialization(result, "sales/tables/sale")
+    loaded = materialization_metadata(result, "sales/tables/sale")
     assert (loaded["inserted"], loaded["updated"], loaded["unchanged"], loaded["added_columns"]) == (0, 0, 2, "")
     with engine_for(any_warehouse_url).connect() as connection:
         assert connection.execute(sa.text("SELECT * FROM sale ORDER BY 1")).all() == before
@@ -70,7 +71,7 @@ def test_a_new_source_field_adds_a_column(run_sales, hotmart, postgres_url):
     result = run_sales(warehouse_url=postgres_url, start="2021-01-01", end="2026-05-01")
 
     assert result.success, failure_message(result)
-    loaded = materialization(result, "sales/tables/sale")
+    loaded = materialization_metadata(result, "sales/tables/sale")
     assert (loaded["added_columns"], loaded["updated"]) == ("purchase_affiliate_code", 2)
     assert sales_rows(postgres_url, "purchase_affiliate_code") == {code: (1234,) for code in RECORDED}
 
@@ -105,12 +106,12 @@ def test_a_refund_updates_the_sale(run_sales, hotmart, postgres_url):
     statuses = sales_rows(postgres_url, "purchase_status")
     assert statuses[code] == ("REFUNDED",)
     assert sum(s == ("APPROVED",) for s in statuses.values()) == 5
-    loaded = materialization(result, "sales/tables/sale")
+    loaded = materialization_metadata(result, "sales/tables/sale")
     assert (loaded["inserted"], loaded["updated"], loaded["unchanged"]) == (0, 1, 5)
-    diff = materialization(result, "sales/diff/sale_changes")
-    assert (diff["changes/new"], diff["changes/status_changed"], diff["changes/known"]) == (0, 1, 5)
+    diff = materialization_metadata(result, "sales/diff/sale_changes")
+    assert (diff["changes/new"], diff["changes/changed"], diff["changes/unchanged"]) == (0, 1, 5)
     changes = pd.read_parquet(storage_root() / "sales" / "diff" / "sale_changes.parquet")
-    refund = changes[changes["change"] == "status_changed"].iloc[0]
+    refund = changes[changes["change"] == "changed"].iloc[0]
     assert (refund["purchase_transaction"], refund["previous_status"], refund["status"]) == (code, "APPROVED", "REFUNDED")
 
 
@@ -122,13 +123,13 @@ def test_two_overlapping_windows_load_each_sale_once(run_sales, hotmart, postgre
     second = run_sales(warehouse_url=postgres_url, end=day(DAY0 + 10 * DAY_MS), overlap_hours=48, max_results=3)
 
     assert first.success and second.success
-    raw = materialization(second, "sales/raw/sales")
+    raw = materialization_metadata(second, "sales/raw/sales")
     assert raw["window_start"] == day(DAY0 + 3 * DAY_MS)  # the first run's end minus the overlap
     dates = [s["purchase"]["order_date"] for s in sales]
     in_first = sum(d <= DAY0 + 5 * DAY_MS for d in dates)
     in_overlap = sum(DAY0 + 3 * DAY_MS <= d <= DAY0 + 5 * DAY_MS for d in dates)
-    loaded = materialization(second, "sales/tables/sale")
-    assert materialization(first, "sales/tables/sale")["inserted"] == in_first
+    loaded = materialization_metadata(second, "sales/tables/sale")
+    assert materialization_metadata(first, "sales/tables/sale")["inserted"] == in_first
     assert (loaded["inserted"], loaded["updated"], loaded["unchanged"]) == (20 - in_first, 0, in_overlap)
     assert in_overlap > 0 and in_first < 20
     assert raw["pages"] > 17  # several pages for the busy statuses, one for each of the others

@@ -8,16 +8,9 @@ import re
 import pytest
 
 from etl_platform.defs.sales.assets import last_cursor
-from etl_platform_tests.sales.conftest import (
-    DAY0,
-    DAY_MS,
-    check_evaluation,
-    day,
-    failure_message,
-    materialization,
-    quarantined,
-    sales_rows,
-)
+from etl_platform_tests.runs import check_evaluation, failure_message, materialization_metadata, materialized
+from etl_platform_tests.sales.conftest import DAY0, DAY_MS, day, sales_rows
+from etl_platform_tests.stored import quarantined
 
 SALES = 30  # one bad sale is 3.3%, below the 5% a run may set aside
 
@@ -45,16 +38,8 @@ def price_in_words(item: dict) -> None:
 
 
 def window_of(result) -> str:
-    raw = materialization(result, "sales/raw/sales")
+    raw = materialization_metadata(result, "sales/raw/sales")
     return f"{raw['window_start']}/{raw['window_end']}"
-
-
-def materialized(result, key: str) -> bool:
-    try:
-        materialization(result, key)
-    except KeyError:
-        return False
-    return True
 
 
 def test_a_sale_without_a_transaction_code_is_quarantined_and_the_others_load(run_sales, hotmart, sales, postgres_url):
@@ -118,7 +103,7 @@ def test_more_than_5_percent_bad_sales_load_nothing_and_block_the_run(run_sales,
     assert not gate.passed and gate.severity.value == "ERROR"
     assert "2 of 30 records" in gate.description
     assert quarantined(postgres_url) == []
-    assert not materialized(result, "sales/tables/sale")
+    assert "sales/tables/sale" not in materialized(result)
     assert last_cursor(run_sales.instance) is None  # the next run pulls the same window again
 
 
@@ -134,7 +119,7 @@ def test_a_corrected_sale_is_loaded_by_a_later_run_and_marked_replayed(run_sales
     assert len(sales_rows(postgres_url)) == SALES and code in sales_rows(postgres_url)
     [kept] = quarantined(postgres_url)
     assert kept["record_key"] == code and kept["replayed_at"] is not None
-    assert materialization(later, "sales/tables/sale")["replayed_from_quarantine"] == 1
+    assert materialization_metadata(later, "sales/tables/sale")["replayed_from_quarantine"] == 1
     loaded = check_evaluation(later, "sales/tables/sale", "every_fetched_sale_loaded")
     assert loaded.passed and loaded.metadata["quarantined"].value == 0
 
@@ -159,5 +144,5 @@ def test_the_diff_holds_only_the_sales_the_gate_kept(run_sales, hotmart, sales, 
 
     result = run_sales(warehouse_url=postgres_url, end=day(DAY0 + 2 * DAY_MS))
 
-    assert materialization(result, "sales/diff/sale_changes")["changes/new"] == SALES - 1
-    assert materialization(result, "sales/tables/sale")["inserted"] == SALES - 1
+    assert materialization_metadata(result, "sales/diff/sale_changes")["changes/new"] == SALES - 1
+    assert materialization_metadata(result, "sales/tables/sale")["inserted"] == SALES - 1

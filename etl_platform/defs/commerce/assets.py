@@ -8,7 +8,7 @@
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import date, datetime, timezone
+from datetime import date
 
 import pandas as pd
 import sqlalchemy as sa
@@ -38,9 +38,10 @@ from etl_platform.defs.commerce.diff import (
     warehouse_baseline,
 )
 from etl_platform.defs.commerce.parse import (
+    HISTORY_FORMAT,
+    eurofxref_window,
     listed_ids,
-    parse_sdmx_csv,
-    parse_sdmx_json,
+    parse_rates,
     product_key,
     published,
     rate_for_day,
@@ -57,57 +58,95 @@ from etl_platform.defs.commerce.keys import (
     TABLES,
 )
 from etl_platform.defs.commerce.partitions import PREVIOUS_DAY, commerce_daily, lookback_window
-from etl_platform.defs.commerce.resources import EcbResource, FakeStoreResource
+from etl_platform.defs.commerce.resources import EcbAnswer, EcbResource, FakeStoreResource
 from etl_platform.defs.commerce.schemas import CHANGE_KINDS, FxRateModel, ProductChangeModel, ProductModel
-from etl_platform.lib import quarantine, scd2
+from etl_platform.defs.ops.keys import FX_HISTORY, FX_HISTORY_FILE
+from etl_platform.lib import quarantine, raw_pages, scd2
+from etl_platform.lib.changes import change_counts
 from etl_platform.lib.frame_checks import SCHEMA_CHECK, schema_check, schema_check_spec
 from etl_platform.lib.quarantine import Gate, QuarantineResource, Verdict
-from etl_platform.lib.storage import StorageResource, frame_metadata, write_bytes
-from etl_platform.lib.table_assets import TABLE_KINDS, table_metadata, table_spec
+from etl_platform.lib.raw_pages import clear_folder, page_name, raw_asset, raw_folder, read_pages, write_page
+from etl_platform.lib.storage import StorageResource, frame_metadata
+from etl_platform.lib.table_assets import table_kinds, table_metadata, table_spec
 from etl_platform.lib.typed_frames import typed_frame, typed_frame_and_failures
 from etl_platform.lib.upsert import merge
 from etl_platform.lib.warehouse import WarehouseResource
 
-EXTENSIONS = {"csvdata": "csv", "jsondata": "json"}
+EXTENSIONS = {"csvdata": "csv", "jsondata": "json", HISTORY_FORMAT: "csv"}
 
 
-def raw_folder(root: UPath, key: AssetKey, partition_key: str) -> UPath:
-    """Where a day's bodies are kept, beside the day's manifest written by the JSON IO manager."""
-    return root.joinpath(*key.path, partition_key)
+def clean_asset(key: AssetKey, raw: AssetKey, model, description: str):
+    """`@asset` of a clean layer: the day's raw manifest in, a frame checked against `model` out, as Parquet."""
+    return asset(
+        key=key,
+        ins={"raw": AssetIn(raw)},
+        group_name=GROUP,
+        partitions_def=commerce_daily,
+        io_manager_key="parquet_io_manager",
+        kinds={"pandas", "parquet"},
+        check_specs=[schema_check_spec(key, model)],
+        description=f"{model.__doc__} {description}",
+    )
 
 
 # ---------------------------------------------------------------- rates
 
 
-@asset(
-    key=RAW_FX,
-    group_name=GROUP,
+def history_answer(root: UPath, start: date, end: date) -> EcbAnswer | None:
+    """The window from the rate history ops/history/fx_rates kept, as a data API answer would give
+    it (404: no day in it); None when no history is kept or it stops before `end`."""
+    path = root.joinpath(*FX_HISTORY.path, FX_HISTORY_FILE)
+    if not path.exists():
+        return None
+    extract = eurofxref_window(path.read_bytes(), start, end)
+    if extract.last_day is None or extract.last_day < end:
+        return None
+    params = {"startPeriod": start.isoformat(), "endPeriod": end.isoformat(), "currency": "USD"}
+    return EcbAnswer(str(path), params, HISTORY_FORMAT, 200 if extract.days else 404, extract.body)
+
+
+@raw_asset(
+    RAW_FX,
+    group=GROUP,
     partitions_def=commerce_daily,
-    io_manager_key="json_io_manager",
-    kinds={"json", "python"},
-    description=(
-        "The ECB's USD per EUR reference rates (EXR D.USD.EUR.SP00.A) of the two weeks up to the "
-        "day, as the SDMX data API sent them (csvdata or jsondata), kept in the day's folder, plus "
-        "this manifest. Two weeks always hold the last rate published before a weekend or holiday."
-    ),
+    # The kept rate history answers for the days it covers; a day runs without it too.
+    deps=[FX_HISTORY],
 )
 def raw_fx_rates(context: AssetExecutionContext, ecb: EcbResource, storage: StorageResource) -> Output[dict]:
+    """The ECB's USD per EUR reference rates (EXR D.USD.EUR.SP00.A) of the two weeks up to the day,
+    as the SDMX data API sent them (csvdata or jsondata), or, for a day the history kept by
+    ops/history/fx_rates covers, the same rows taken from it without a request (format
+    eurofxref-hist). Kept in the day's folder, plus this manifest. Two weeks always hold the last
+    rate published before a weekend or holiday.
+    """
     day = date.fromisoformat(context.partition_key)
     start, end = lookback_window(day)
-    answer = ecb.client(context.log).series(start, end)
-    name = f"response.{EXTENSIONS[answer.format] if answer.found else 'txt'}"
-    write_bytes(raw_folder(storage.root(), RAW_FX, context.partition_key) / name, answer.body)
-    manifest = {
-        "partition": context.partition_key,
-        "source": answer.url,
-        "params": answer.params,
-        "format": answer.format,
-        "status": answer.status,
-        "file": name,
-        "fetched_at": datetime.now(timezone.utc).isoformat(),
-    }
+    root = storage.root()
+    kept = history_answer(root, start, end)
+    answer = kept or ecb.client(context.log).series(start, end)
+    requests = 0 if kept else 1
+    folder = raw_folder(root, RAW_FX, context.partition_key)
+    clear_folder(folder)
+    extension = EXTENSIONS[answer.format] if answer.found else "txt"  # "No results found."
+    name = write_page(folder, page_name(0, extension=extension), answer.body)
+    observations = parse_rates(answer.format, answer.body) if answer.found else []
+    manifest = raw_pages.manifest(
+        partition=context.partition_key,
+        source=answer.url,
+        params=answer.params,
+        folder=folder,
+        pages=[name],
+        records=len(published(observations)),
+        requests=requests,
+        format=answer.format,
+        status=answer.status,
+    )
     metadata = {
-        "window": f"{start}..{end}", "status": answer.status, "bytes": len(answer.body), "format": answer.format
+        "window": f"{start}..{end}",
+        "status": answer.status,
+        "bytes": len(answer.body),
+        "format": answer.format,
+        "requests": requests,
     }
     if not answer.found:
         said = answer.body[:60].decode(errors="replace")
@@ -115,28 +154,22 @@ def raw_fx_rates(context: AssetExecutionContext, ecb: EcbResource, storage: Stor
     return Output(manifest, metadata=metadata)
 
 
-def read_observations(root: UPath, manifest: dict) -> list[dict]:
+def read_observations(manifest: dict) -> list[dict]:
+    """The day's observations as kept: none when the ECB answered that it has none."""
     if manifest["status"] != 200:
         return []
-    body = (raw_folder(root, RAW_FX, manifest["partition"]) / manifest["file"]).read_bytes()
-    return parse_sdmx_csv(body) if manifest["format"] == "csvdata" else parse_sdmx_json(body)
+    return parse_rates(manifest["format"], next(read_pages(manifest)))
 
 
-@asset(
-    key=CLEAN_FX,
-    ins={"raw": AssetIn(RAW_FX)},
-    group_name=GROUP,
-    partitions_def=commerce_daily,
-    io_manager_key="parquet_io_manager",
-    kinds={"pandas", "parquet"},
-    check_specs=[schema_check_spec(CLEAN_FX, FxRateModel)],
-    description=(
-        f"{FxRateModel.__doc__} The rates published in the day's two-week window, exact decimals; "
-        "days sent with an empty or NaN value (holidays) are left out and listed in the metadata."
-    ),
+@clean_asset(
+    CLEAN_FX,
+    RAW_FX,
+    FxRateModel,
+    "The rates published in the day's two-week window, exact decimals; days sent with an empty "
+    "or NaN value (holidays) are left out and listed in the metadata.",
 )
-def clean_fx_rates(context: AssetExecutionContext, raw: dict, storage: StorageResource):
-    observations = read_observations(storage.root(), raw)
+def clean_fx_rates(context: AssetExecutionContext, raw: dict):
+    observations = read_observations(raw)
     rates = typed_frame(published(observations), FxRateModel)
     blank = sorted(str(row["rate_date"]) for row in observations if row["rate"] is None)
     yield Output(rates, metadata={**frame_metadata(rates), "days_without_value": ", ".join(blank) or "none"})
@@ -148,14 +181,13 @@ def clean_fx_rates(context: AssetExecutionContext, raw: dict, storage: StorageRe
     ins={"rates": AssetIn(CLEAN_FX)},
     group_name=GROUP,
     partitions_def=commerce_daily,
-    kinds=TABLE_KINDS,
+    kinds=table_kinds(),
     metadata=table_metadata(tables.fx_rate),
-    description=f"{tables.fx_rate.comment} Upserted from the day's window (and from ops/history/fx_rates).",
+    description=f"{tables.fx_rate.comment} Upserted from the day's window: its only writer.",
 )
 def fx_rate_table(
     context: AssetExecutionContext, rates: pd.DataFrame, warehouse: WarehouseResource
 ) -> MaterializeResult:
-    warehouse.ensure_tables(tables.metadata)
     with warehouse.begin() as connection:
         result = merge(connection, tables.fx_rate, rates)
     return MaterializeResult(
@@ -171,41 +203,38 @@ def fx_rate_table(
 # ---------------------------------------------------------------- products
 
 
-@asset(
-    key=RAW_PRODUCTS,
-    group_name=GROUP,
+@raw_asset(
+    RAW_PRODUCTS,
+    group=GROUP,
     partitions_def=commerce_daily,
-    io_manager_key="json_io_manager",
-    kinds={"json", "python"},
-    description=(
-        "The store's products of the category STORE_CATEGORY (default Shoes, resolved by name "
-        "through /categories), paged with offset/limit: one JSON file per page as the API sent it "
-        "in the day's folder, plus this manifest. An empty category is a valid, empty day."
-    ),
 )
 def raw_products(context: AssetExecutionContext, store: FakeStoreResource, storage: StorageResource) -> Output[dict]:
+    """The store's products of the category STORE_CATEGORY (default Shoes, resolved by name through
+    /categories), paged with offset/limit: one JSON file per page as the API sent it in the day's
+    folder, plus this manifest (with the category). An empty category is a valid, empty day.
+    """
     client = store.client(context.log)
-    name = store.resolved_category()
+    name = store.category
     category = client.category(name)
     pages = client.product_pages(int(category["id"]))
     folder = raw_folder(storage.root(), RAW_PRODUCTS, context.partition_key)
-    if folder.exists():  # a re-run: no page of an earlier, longer answer may linger
-        for stale in folder.iterdir():
-            stale.unlink()
-    files = []
-    for number, body in enumerate(pages):
-        files.append(f"page-{number:04d}.json")
-        write_bytes(folder / files[-1], body)
+    clear_folder(folder)
+    files = [write_page(folder, page_name(number), body) for number, body in enumerate(pages)]
     count = len(store_items(pages))  # every item sent: one the parser cannot read is quarantined, not lost
-    manifest = {
-        "partition": context.partition_key,
-        "source": store.resolved_url(),
-        "category": {"id": category["id"], "name": category.get("name"), "slug": category.get("slug")},
-        "page_size": client.page_size,
-        "pages": files,
-        "products": count,
-        "fetched_at": datetime.now(timezone.utc).isoformat(),
-    }
+    # /categories, each kept page, and the empty page that ends a listing of full pages.
+    ended_empty = not pages or len(store_items(pages[-1:])) == client.page_size
+    manifest = raw_pages.manifest(
+        partition=context.partition_key,
+        source=store.resolved_url(),
+        params={"categoryId": category["id"], "limit": client.page_size},
+        folder=folder,
+        pages=files,
+        records=count,
+        requests=1 + len(pages) + ended_empty,
+        category={"id": category["id"], "name": category.get("name"), "slug": category.get("slug")},
+        page_size=client.page_size,
+        products=count,  # what every_listed_product_loaded compares against
+    )
     metadata = {
         "dagster/row_count": count,
         "category": f"{category.get('name')} (id {category['id']})",
@@ -216,12 +245,6 @@ def raw_products(context: AssetExecutionContext, store: FakeStoreResource, stora
         metadata["warning"] = f"the category {name!r} has no products today: an empty day"
         context.log.warning(metadata["warning"])
     return Output(manifest, metadata=metadata)
-
-
-def raw_pages(root: UPath, manifest: dict) -> list[bytes]:
-    """The day's product pages, as the store sent them."""
-    folder = raw_folder(root, RAW_PRODUCTS, manifest["partition"])
-    return [(folder / name).read_bytes() for name in manifest["pages"]]
 
 
 @dataclass
@@ -256,28 +279,21 @@ def read_product_day(pages: Sequence[bytes], max_bad_share: float = quarantine.D
     return ProductDay(kept, verdict, gate.by_table["products"])
 
 
-@asset(
-    key=CLEAN_PRODUCTS,
-    ins={"raw": AssetIn(RAW_PRODUCTS)},
-    group_name=GROUP,
-    partitions_def=commerce_daily,
-    io_manager_key="parquet_io_manager",
-    kinds={"pandas", "parquet"},
-    check_specs=[schema_check_spec(CLEAN_PRODUCTS, ProductModel)],
-    description=(
-        f"{ProductModel.__doc__} Typed, prices as exact decimals (half-even to the cent), checked "
-        "against ProductModel. A product that breaks a row rule is quarantined (check WARN) and the "
-        "others go on; a structural failure, or more than the allowed share of bad products, blocks the day."
-    ),
+@clean_asset(
+    CLEAN_PRODUCTS,
+    RAW_PRODUCTS,
+    ProductModel,
+    "Typed, prices as exact decimals (half-even to the cent), checked against ProductModel. A "
+    "product that breaks a row rule is quarantined (check WARN) and the others go on; a structural "
+    "failure, or more than the allowed share of bad products, blocks the day.",
 )
 def clean_products(
     context: AssetExecutionContext,
     raw: dict,
-    storage: StorageResource,
     warehouse: WarehouseResource,
     quarantine_policy: QuarantineResource,
 ):
-    day = read_product_day(raw_pages(storage.root(), raw), quarantine_policy.max_bad_share)
+    day = read_product_day(list(read_pages(raw)), quarantine_policy.max_bad_share)
     kept = quarantine.set_aside(
         warehouse,
         day.verdict,
@@ -293,10 +309,10 @@ def clean_products(
 
 
 def usd_per_eur(context, rates: pd.DataFrame, warehouse: WarehouseResource, day: date) -> tuple[date, object, str]:
-    """The day's rate and its date: from the day's window, else from fx_rate (e.g. the history load)."""
+    """The day's rate and its date: from the day's window (data API or kept history), else from fx_rate."""
     found = rate_for_day(rates, day)
     if found is not None:
-        return (*found, "ECB data API")
+        return (*found, "the day's window")
     start, _ = lookback_window(day)
     fx = tables.fx_rate.c
     with warehouse.begin() as connection:
@@ -349,17 +365,15 @@ def product_changes(
     rates: pd.DataFrame,
     previous,
     warehouse: WarehouseResource,
-    storage: StorageResource,
 ):
     day = date.fromisoformat(context.partition_key)
     rate_date, rate, source = usd_per_eur(context, rates, warehouse, day)
     if previous is None:
-        warehouse.ensure_tables(tables.metadata)
         with warehouse.begin() as connection:
             baseline = warehouse_baseline(connection)
     else:
         baseline = previous
-    listed = listed_ids(store_items(raw_pages(storage.root(), raw)))
+    listed = listed_ids(store_items(list(read_pages(raw))))
     diff = diff_products(priced(products, rate_date, rate), baseline, listed)
     counts = diff["change"].value_counts()
     metadata = {
@@ -368,7 +382,7 @@ def product_changes(
         "rate_date": str(rate_date),
         "rate_source": source,
         "baseline": "the day before" if previous is not None else "the warehouse",
-        **{f"changes/{kind}": int(counts.get(kind, 0)) for kind in CHANGE_KINDS},
+        **change_counts(diff["change"], CHANGE_KINDS),
     }
     if products.empty:
         metadata["warning"] = "no product listed today: an empty day"
@@ -438,7 +452,6 @@ def product_tables(context: AssetExecutionContext, diff: pd.DataFrame, warehouse
     marked replayed in the same transaction.
     """
     day = date.fromisoformat(context.partition_key)
-    warehouse.ensure_tables(tables.metadata)
     with warehouse.begin() as connection:
         through = scd2.applied_through(connection, tables.product_price_history, day)
         if through is not None and day < through:

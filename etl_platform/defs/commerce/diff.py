@@ -12,12 +12,14 @@ import sqlalchemy as sa
 from etl_platform.defs.commerce.parse import price_in_eur
 from etl_platform.defs.commerce.schemas import ProductChangeModel
 from etl_platform.defs.commerce.tables import COMPARED, product
+from etl_platform.lib.changes import CHANGED, LOADABLE, NEW, QUARANTINED, REMOVED, UNCHANGED, classify, unsent
 from etl_platform.lib.typed_frames import typed_frame
 
-PRESENT = ("new", "changed", "unchanged")
-LOADABLE = ("new", "changed")
-# Still listed at the source, but set aside today: neither loaded nor removed.
-QUARANTINED = "quarantined"
+# LOADABLE and QUARANTINED are lib/changes.py's, named here too for the tables asset.
+__all__ = ["LISTED", "LOADABLE", "PRESENT", "QUARANTINED", "diff_products", "priced", "warehouse_baseline"]
+# Sent today.
+PRESENT = (NEW, CHANGED, UNCHANGED)
+# Still listed at the source, quarantined ones too (set aside today: neither loaded nor removed).
 LISTED = (*PRESENT, QUARANTINED)
 
 
@@ -35,7 +37,7 @@ def warehouse_baseline(connection: sa.Connection) -> pd.DataFrame:
     columns = [c for c in ProductChangeModel.to_schema().columns if c != "change"]
     listed = sa.select(*(product.c[c] for c in columns)).where(product.c.removed_on.is_(None))
     rows = connection.execute(listed).mappings()
-    return typed_frame([dict(row) | {"change": "unchanged"} for row in rows], ProductChangeModel)
+    return typed_frame([dict(row) | {"change": UNCHANGED} for row in rows], ProductChangeModel)
 
 
 def _records(frame: pd.DataFrame) -> dict:
@@ -47,19 +49,12 @@ def diff_products(today: pd.DataFrame, baseline: pd.DataFrame, listed: Collectio
     """new (not listed before), changed (a compared column differs), unchanged, and, for a product
     listed before but missing from today's rows: quarantined when the store still `listed` its id
     (it was set aside, unreadable), else removed; both kept with their last known values."""
-    before = _records(baseline[baseline["change"] != "removed"]) if len(baseline) else {}
+    before = _records(baseline[baseline["change"] != REMOVED]) if len(baseline) else {}
     now = _records(today)
-    changes = []
-    for key, row in now.items():
-        known = before.get(key)
-        if known is None:
-            changes.append("new")
-        else:
-            changes.append("unchanged" if all(known[c] == row[c] for c in COMPARED) else "changed")
+    stored = [key in before for key in now]
+    same = [key in before and all(before[key][c] == row[c] for c in COMPARED) for key, row in now.items()]
     columns = list(ProductChangeModel.to_schema().columns)
-    rows = [row | {"change": change} for row, change in zip(now.values(), changes)]
-    rows += [
-        row | {"change": QUARANTINED if key in listed else "removed"} for key, row in before.items() if key not in now
-    ]
+    rows = [row | {"change": change} for row, change in zip(now.values(), classify(stored, same))]
+    rows += [row | {"change": unsent(key in listed)} for key, row in before.items() if key not in now]
     frame = typed_frame(sorted(rows, key=lambda r: r["id"]), ProductChangeModel)
     return frame[columns].reset_index(drop=True)

@@ -11,7 +11,7 @@ import csv
 import io
 import json
 import zipfile
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import date
 from decimal import ROUND_HALF_EVEN, Decimal, InvalidOperation
@@ -101,6 +101,60 @@ def parse_sdmx_json(body: bytes) -> list[dict]:
 
 def parse_eurofxref_history(data: bytes) -> list[dict]:
     """Every published rate of the ECB's `eurofxref-hist` file (zip or CSV): EUR per currency."""
+    header, lines = _eurofxref_lines(data)
+    currencies = [(i, name) for i, name in enumerate(header) if i and name]
+    rows = []
+    for day, line in lines:
+        for i, currency in currencies:
+            rate = _decimal(line[i]) if i < len(line) else None
+            if rate is not None:
+                rows.append({"rate_date": day, "base": "EUR", "quote": currency, "rate": rate})
+    return rows
+
+
+@dataclass(frozen=True)
+class HistoryExtract:
+    """Part of the eurofxref history: the newest day it holds, and a window of one currency."""
+
+    last_day: date | None
+    days: int  # days of the window the history holds
+    body: bytes  # a eurofxref-hist CSV of its own: `Date,<currency>`, the window's lines as published
+
+
+def eurofxref_window(data: bytes, start: date, end: date, currency: str = "USD") -> HistoryExtract:
+    """The days from `start` to `end` (inclusive) of one currency of the history, values kept as text."""
+    header, lines = _eurofxref_lines(data)
+    if currency not in header:
+        raise ParseError(f"eurofxref history: no {currency} column ({len(header) - 1} currencies)")
+    column = header.index(currency)
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\n")
+    writer.writerow(["Date", currency])
+    last_day, days = None, 0
+    for day, line in lines:
+        last_day = day if last_day is None or day > last_day else last_day
+        if start <= day <= end:
+            writer.writerow([day.isoformat(), line[column].strip() if column < len(line) else ""])
+            days += 1
+    return HistoryExtract(last_day, days, out.getvalue().encode())
+
+
+HISTORY_FORMAT = "eurofxref-hist"
+
+
+def parse_rates(format: str, body: bytes) -> list[dict]:
+    """Observations of a kept rates body, by the format it came in (csvdata, jsondata or eurofxref-hist)."""
+    if format == "csvdata":
+        return parse_sdmx_csv(body)
+    if format == "jsondata":
+        return parse_sdmx_json(body)
+    if format == HISTORY_FORMAT:
+        return parse_eurofxref_history(body)
+    raise ParseError(f"rates kept as {format!r}: not a format the ECB sends")
+
+
+def _eurofxref_lines(data: bytes) -> tuple[list[str], Iterator[tuple[date, list[str]]]]:
+    """The header of a `eurofxref-hist` file (zip or CSV) and its lines with their day, lazily."""
     if data[:2] == b"PK":
         with zipfile.ZipFile(io.BytesIO(data)) as archive:
             members = [name for name in archive.namelist() if name.endswith(".csv")]
@@ -111,17 +165,8 @@ def parse_eurofxref_history(data: bytes) -> list[dict]:
     header = [name.strip() for name in next(reader, [])]
     if not header or header[0] != "Date":
         raise ParseError(f"eurofxref history: expected a 'Date' column first, got {header[:3]}")
-    currencies = [(i, name) for i, name in enumerate(header) if i and name]
-    rows = []
-    for line in reader:
-        if not line or not line[0].strip():
-            continue
-        day = _day(line[0].strip(), "eurofxref history")
-        for i, currency in currencies:
-            rate = _decimal(line[i]) if i < len(line) else None
-            if rate is not None:
-                rows.append({"rate_date": day, "base": "EUR", "quote": currency, "rate": rate})
-    return rows
+    lines = ((_day(line[0].strip(), "eurofxref history"), line) for line in reader if line and line[0].strip())
+    return header, lines
 
 
 def _day(text: str, where: str) -> date:

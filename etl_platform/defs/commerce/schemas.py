@@ -10,12 +10,13 @@ import pandera.pandas as pa
 from pandera.engines import pandas_engine
 from pandera.typing import Series
 
+from etl_platform.lib.changes import QUARANTINED, REMOVED, change_kinds
 from etl_platform.lib.schema_types import Day, Int64, StrictModel, Text, UtcTimestamp
 
 Money = Annotated[pandas_engine.Decimal, 12, 2, "ROUND_HALF_EVEN"]
 # ECB reference rates have at most 6 decimals and 7 significant digits (1999-2025).
 Rate = Annotated[pandas_engine.Decimal, 18, 6, "ROUND_HALF_EVEN"]
-CHANGE_KINDS = ["new", "changed", "unchanged", "removed", "quarantined"]
+CHANGE_KINDS = change_kinds(REMOVED, QUARANTINED)
 
 
 

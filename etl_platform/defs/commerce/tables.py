@@ -7,7 +7,9 @@ to the column's scale, which is exact for amounts of up to 15 significant digits
 
 import sqlalchemy as sa
 
-metadata = sa.MetaData()
+from etl_platform.lib.warehouse import declare
+
+metadata = declare(sa.MetaData())  # created by the warehouse resource on first use
 MONEY = sa.Numeric(12, 2, asdecimal=True)
 UTC_TIMESTAMP = sa.DateTime(timezone=True)
 

@@ -4,7 +4,6 @@ from dataclasses import dataclass
 from datetime import date
 
 import numpy as np
-import orjson
 import pandas as pd
 from dagster import (
     AssetCheckSpec,
@@ -19,7 +18,6 @@ from dagster import (
     asset,
     multi_asset,
 )
-from upath import UPath
 
 from etl_platform.defs.cve import tables
 from etl_platform.defs.cve.checks import (
@@ -30,12 +28,13 @@ from etl_platform.defs.cve.checks import (
     table_gate_check,
 )
 from etl_platform.defs.cve.diff import LOADABLE, change_rows, diff_day, known_versions
-from etl_platform.defs.cve.fetch import fetch_day
+from etl_platform.defs.cve.fetch import PAGE_FIELD, fetch_day
 from etl_platform.defs.cve.keys import CLEAN, DIFF, GROUP, RAW_CVES, TABLES
 from etl_platform.defs.cve.parse import parse_records
 from etl_platform.defs.cve.partitions import cve_daily, day_window
 from etl_platform.defs.cve.resources import NvdResource
 from etl_platform.defs.cve.schemas import CHANGE_KINDS, CLEAN_MODELS, CveDiffModel
+from etl_platform.lib.changes import change_counts
 from etl_platform.lib.frame_checks import (
     KNOWN_PARENT_CHECK,
     SCHEMA_CHECK,
@@ -48,6 +47,7 @@ from etl_platform.lib.frame_checks import (
 from etl_platform.lib.storage import StorageResource, frame_metadata
 from etl_platform.lib import quarantine
 from etl_platform.lib.quarantine import Gate, QuarantineResource, Verdict
+from etl_platform.lib.raw_pages import items_at, page_items, raw_asset, raw_folder
 from etl_platform.lib.table_assets import table_spec
 from etl_platform.lib.typed_frames import typed_frame, typed_frame_and_failures
 from etl_platform.lib.upsert import merge
@@ -63,17 +63,10 @@ CHILD_CLEAN = {
 }
 
 
-def raw_folder(root: UPath, partition_key: str) -> UPath:
-    """Where a day's pages are kept, beside the day's manifest written by the JSON IO manager."""
-    return root.joinpath(*RAW_CVES.path, partition_key)
-
-
-@asset(
-    key=RAW_CVES,
-    group_name=GROUP,
+@raw_asset(
+    RAW_CVES,
+    group=GROUP,
     partitions_def=cve_daily,
-    io_manager_key="json_io_manager",
-    kinds={"json", "python"},
     check_specs=[
         AssetCheckSpec(
             DRIFT_CHECK,
@@ -83,20 +76,20 @@ def raw_folder(root: UPath, partition_key: str) -> UPath:
     ],
     description=(
         "CVEs last modified during the day, as NVD's API 2.0 sent them: one JSON file per page "
-        "in the day's folder, plus this manifest (totalResults, pages, requests). A failed day "
-        "resumes from the pages it kept. Keys the parser does not model are listed as schema_drift."
+        "in the day's folder, plus this manifest (pages, records, requests and NVD's totalResults). "
+        "A failed day resumes from the pages it kept; a day that completed before is asked afresh. "
+        "Keys the parser does not model are listed as schema_drift."
     ),
 )
 def raw_cves(context: AssetExecutionContext, nvd: NvdResource, storage: StorageResource):
-    root = storage.root()
     partition = context.partition_key
-    folder = raw_folder(root, partition)
+    folder = raw_folder(storage.root(), RAW_CVES, partition)
     # A manifest means the day completed before: a new run asks NVD afresh.
-    completed_before = root.joinpath(*RAW_CVES.path, f"{partition}.json").exists()
+    completed_before = folder.with_name(f"{partition}.json").exists()
     day = fetch_day(
         nvd.client(context.log), folder, partition, day_window(partition), context.log, fresh=completed_before
     )
-    manifest = day.manifest(source=nvd.resolved_url())
+    manifest = day.manifest(nvd.api_url, folder)
     drift = day.drift
     if drift:
         context.log.warning(f"{partition}: keys the parser does not model: {drift}")
@@ -125,19 +118,17 @@ class CleanDay:
     gate: Gate
 
 
-def read_raw_day(root: UPath, manifest: dict, max_bad_share: float = quarantine.DEFAULT_MAX_BAD_SHARE) -> CleanDay:
+def read_raw_day(manifest: dict, max_bad_share: float = quarantine.DEFAULT_MAX_BAD_SHARE) -> CleanDay:
     """Parse a day's kept pages one at a time into typed frames of every clean table, then gate them.
 
     A record that cannot be parsed, holds a value its column cannot take or breaks a model's row
     rule is rejected with every row it gave (the CVE and its children); the rest of the day stays.
     """
-    folder = raw_folder(root, manifest["partition"])
     parts: dict[str, list[pd.DataFrame]] = {name: [] for name in CLEAN_MODELS}
     positions: dict[str, list[np.ndarray]] = {name: [] for name in CLEAN_MODELS}
     unparsed: dict[int, list[str]] = {}
     total = 0
-    for name in manifest["pages"]:
-        items = orjson.loads((folder / name).read_bytes())["vulnerabilities"]
+    for items in page_items(manifest, PAGE_FIELD):
         parsed = parse_records(items, total)
         total += len(items)
         unparsed.update(parsed.failures)
@@ -160,23 +151,21 @@ def read_raw_day(root: UPath, manifest: dict, max_bad_share: float = quarantine.
             frames[table] = typed_frame([], CLEAN_MODELS[table])
         records[table] = np.concatenate(positions.pop(table)) if positions[table] else np.empty(0, dtype=np.int64)
         gate.check(table, CLEAN_MODELS[table], frames[table], records[table])
-    verdict = gate.verdict(lambda record: rejected_record(folder, manifest["pages"], record))
+    verdict = gate.verdict(lambda record: rejected_record(manifest, record))
     if not verdict.blocked:
         frames = {table: gate.good(frame, records[table]) for table, frame in frames.items()}
     return CleanDay(frames, verdict, gate)
 
 
-def rejected_record(folder: UPath, pages: list[str], record: int) -> tuple[str, dict]:
+def rejected_record(manifest: dict, record: int) -> tuple[str, dict]:
     """A rejected record's key (its CVE id, or #position without one) and the item as NVD sent it."""
-    for name in pages:
-        items = orjson.loads((folder / name).read_bytes())["vulnerabilities"]
-        if record < len(items):
-            item = items[record]
-            cve = item.get("cve") if isinstance(item, dict) else None
-            cve_id = cve.get("id") if isinstance(cve, dict) else None
-            return (cve_id if isinstance(cve_id, str) and cve_id else f"#{record}"), item
-        record -= len(items)
-    raise IndexError(f"record {record} is not in the kept pages")
+    found = items_at(manifest, PAGE_FIELD, [record])
+    if record not in found:
+        raise IndexError(f"record {record} is not in the kept pages")
+    item = found[record]
+    cve = item.get("cve") if isinstance(item, dict) else None
+    cve_id = cve.get("id") if isinstance(cve, dict) else None
+    return (cve_id if isinstance(cve_id, str) and cve_id else f"#{record}"), item
 
 
 @multi_asset(
@@ -204,11 +193,10 @@ def rejected_record(folder: UPath, pages: list[str], record: int) -> tuple[str, 
 def clean_cves(
     context: AssetExecutionContext,
     raw: dict,
-    storage: StorageResource,
     warehouse: WarehouseResource,
     quarantine_policy: QuarantineResource,
 ):
-    day = read_raw_day(storage.root(), raw, quarantine_policy.max_bad_share)
+    day = read_raw_day(raw, quarantine_policy.max_bad_share)
     frames, verdict = day.frames, day.verdict
     kept = quarantine.set_aside(
         warehouse,
@@ -249,16 +237,11 @@ def clean_cves(
     ),
 )
 def cve_changes(context: AssetExecutionContext, cves: pd.DataFrame, warehouse: WarehouseResource):
-    warehouse.ensure_tables(tables.metadata)
     day = date.fromisoformat(context.partition_key)
     with warehouse.begin() as connection:
         known = known_versions(connection, cves["cve_key"], day)
     diff = diff_day(cves, known)
-    counts = diff["change"].value_counts()
-    yield Output(
-        diff,
-        metadata={**frame_metadata(diff), **{f"changes/{kind}": int(counts.get(kind, 0)) for kind in CHANGE_KINDS}},
-    )
+    yield Output(diff, metadata={**frame_metadata(diff), **change_counts(diff["change"], CHANGE_KINDS)})
     yield schema_check(DIFF, CveDiffModel, diff)
 
 
@@ -304,8 +287,6 @@ def cve_tables(
     children = dict(
         zip(CHILD_CLEAN.values(), (cve_metrics, cve_weaknesses, cve_references, cve_cpe_matches, cve_ssvc))
     )
-    warehouse.ensure_tables(tables.metadata)
-    warehouse.ensure_tables(quarantine.metadata)
     with warehouse.begin() as connection:
         replayed = quarantine.mark_replayed(
             connection, domain=GROUP, asset=CLEAN["cves"], partition=context.partition_key, loaded_keys=cves["cve_id"]

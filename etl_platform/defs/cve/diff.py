@@ -9,10 +9,9 @@ import sqlalchemy as sa
 
 from etl_platform.defs.cve.schemas import CveDiffModel
 from etl_platform.defs.cve.tables import cve, cve_change
+from etl_platform.lib.changes import LOADABLE, NEW, UNCHANGED, classify
 from etl_platform.lib.key_lookups import select_in_chunks
 from etl_platform.lib.schema_types import TEXT, UTC_NS
-
-LOADABLE = ("new", "changed")
 
 
 def known_versions(connection: sa.Connection, keys: pd.Series, day: date) -> pd.DataFrame:
@@ -43,12 +42,11 @@ def diff_day(cves: pd.DataFrame, known: pd.DataFrame) -> pd.DataFrame:
     rows = cves[["cve_id", "cve_key", "last_modified"]].merge(known, on="cve_key", how="left")
     stored = rows["stored_last_modified"]
     same = stored.notna() & (stored == rows["last_modified"])
-    rows["change"] = "changed"
-    rows.loc[stored.isna(), "change"] = "new"
-    rows.loc[stored.notna() & (stored > rows["last_modified"]), "change"] = "superseded"
-    rows.loc[same, "change"] = rows.loc[same, "recorded_change"].fillna("unchanged")
+    older = stored.notna() & (stored > rows["last_modified"])
+    rows["change"] = classify(stored.notna(), same, older)
+    rows.loc[same, "change"] = rows.loc[same, "recorded_change"].fillna(UNCHANGED)
     rows["previous_last_modified"] = stored.where(~same, rows["recorded_previous"])
-    rows.loc[rows["change"] == "new", "previous_last_modified"] = pd.NaT
+    rows.loc[rows["change"] == NEW, "previous_last_modified"] = pd.NaT
     columns = list(CveDiffModel.to_schema().columns)
     types = {"previous_last_modified": UTC_NS, "last_modified": UTC_NS, "change": TEXT}
     return rows[columns].astype(types).reset_index(drop=True)

@@ -11,16 +11,17 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import datetime
 
 import simdjson
 from upath import UPath
 
 from etl_platform.defs.cve.parse import schema_drift
-from etl_platform.defs.cve.resources import NvdClient, NvdPage, NvdPageError, parse_page
-from etl_platform.lib.storage import write_bytes
+from etl_platform.defs.cve.resources import NvdClient, NvdPage, NvdPageError, nvd_timestamp, parse_page
+from etl_platform.lib import raw_pages
 
-PAGE_PREFIX = "page-"
+# The list of records in each page NVD sends.
+PAGE_FIELD = "vulnerabilities"
 MAX_REPAGES = 3
 MALFORMED_RETRIES = 2
 
@@ -55,44 +56,35 @@ class DayFetch:
         """Count a kept page in, noting the keys of its records the parser does not model."""
         self.pages.append(page)
         # simdjson walks the keys lazily: no Python object is built for the records.
-        schema_drift(simdjson.Parser().parse(body).get("vulnerabilities") or (), self.drift)
+        schema_drift(simdjson.Parser().parse(body).get(PAGE_FIELD) or (), self.drift)
 
     @property
     def records(self) -> int:
         return sum(page.count for page in self.pages)
 
-    def manifest(self, source: str) -> dict:
-        return {
-            "partition": self.partition,
-            "last_mod_start": self.window[0].isoformat(),
-            "last_mod_end": self.window[1].isoformat(),
-            "source": source,
-            "total_results": self.total_results,
-            "records": self.records,
-            "pages": [page.name for page in self.pages],
-            "requests": self.requests,
-            "resumed_pages": self.resumed_pages,
-            "repaged": self.repaged,
-            "schema_drift": self.drift,
-            "fetched_at": datetime.now(timezone.utc).isoformat(),
-        }
+    def manifest(self, source: str, folder: UPath) -> dict:
+        return raw_pages.manifest(
+            partition=self.partition,
+            source=source,
+            params={"lastModStartDate": nvd_timestamp(self.window[0]), "lastModEndDate": nvd_timestamp(self.window[1])},
+            folder=folder,
+            pages=[page.name for page in self.pages],
+            records=self.records,
+            requests=self.requests,
+            total_results=self.total_results,
+            resumed_pages=self.resumed_pages,
+            repaged=self.repaged,
+            schema_drift=self.drift,
+        )
 
 
 def page_name(start_index: int) -> str:
-    return f"{PAGE_PREFIX}{start_index:09d}.json"
+    return raw_pages.page_name(start_index, digits=9)
 
 
-def clear_folder(folder: UPath) -> None:
-    if folder.exists():
-        for path in folder.iterdir():
-            path.unlink()
-
-
-def kept_pages(folder: UPath, log: logging.Logger | logging.LoggerAdapter) -> list[KeptPage]:
+def resumable_pages(folder: UPath, log: logging.Logger | logging.LoggerAdapter) -> list[KeptPage]:
     """The contiguous run of readable pages from startIndex 0 that an earlier attempt left."""
-    if not folder.exists():
-        return []
-    names = sorted(p.name for p in folder.iterdir() if p.name.startswith(PAGE_PREFIX))
+    names = raw_pages.kept_pages(folder)
     kept: list[KeptPage] = []
     expected = 0
     for name in names:
@@ -120,9 +112,9 @@ def fetch_day(
 ) -> DayFetch:
     """Page through the day into `folder`; `fresh` discards what an earlier run kept."""
     if fresh:
-        clear_folder(folder)
+        raw_pages.clear_folder(folder)
     day = DayFetch(partition=partition, window=window)
-    for page in kept_pages(folder, log):
+    for page in resumable_pages(folder, log):
         day.keep(page, (folder / page.name).read_bytes())
     day.resumed_pages = len(day.pages)
     if day.pages:
@@ -139,8 +131,7 @@ def fetch_day(
         if page.count == 0 and page.total_results > day.records:
             _repage(folder, day, log, f"empty page at startIndex {day.records} of {page.total_results}")
             continue
-        name = page_name(page.start_index)
-        write_bytes(folder / name, page.body)
+        name = raw_pages.write_page(folder, page_name(page.start_index), page.body)
         day.keep(KeptPage(name, page.start_index, page.count, page.total_results), page.body)
         log.info(f"{partition}: kept {name} ({day.records}/{page.total_results} records)")
         if page.total_results == 0:
@@ -167,6 +158,6 @@ def _repage(folder: UPath, day: DayFetch, log, reason: str) -> None:
             "Nothing was loaded; run the partition again later."
         )
     log.warning(f"{day.partition}: {reason}; paging the day again from the start")
-    clear_folder(folder)
+    raw_pages.clear_folder(folder)
     day.pages.clear()
     day.drift.clear()

@@ -13,11 +13,9 @@ from dataclasses import dataclass
 from datetime import datetime
 
 import simdjson
-from dagster import ConfigurableResource
 from pydantic import Field
 
-from etl_platform.lib import settings
-from etl_platform.lib.http import RETRYABLE_STATUSES, HttpClient, RateLimiter, SourceError
+from etl_platform.lib.http import RETRYABLE_STATUSES, HttpClient, HttpResource, RateLimiter, SourceError
 
 NVD_API_URL = "https://services.nvd.nist.gov/rest/json/cves/2.0"
 MAX_RESULTS_PER_PAGE = 2000
@@ -63,38 +61,29 @@ def parse_page(body: bytes, start_index: int, where: str) -> NvdPage:
     return NvdPage(start_index, total, len(vulnerabilities), body)
 
 
-class NvdResource(ConfigurableResource):
-    """NVD CVE API 2.0 (`NVD_API_URL`, optional `NVD_API_KEY`)."""
+class NvdResource(HttpResource):
+    """NVD CVE API 2.0 (bound in definitions.py to `NVD_API_URL` and `NVD_API_KEY` when set)."""
 
-    api_url: str | None = Field(default=None, description="base URL; default NVD_API_URL or the public API")
-    api_key: str | None = Field(default=None, description="API key; default NVD_API_KEY (sent as a header)")
+    api_url: str = Field(default=NVD_API_URL, description="base URL (NVD_API_URL)")
+    api_key: str | None = Field(default=None, description="API key, sent as the apiKey header (NVD_API_KEY)")
     results_per_page: int = Field(default=MAX_RESULTS_PER_PAGE, ge=1, le=MAX_RESULTS_PER_PAGE)
     requests_per_window: int | None = Field(
         default=None, description="rate limit; default 5 per window without a key, 50 with one"
     )
     window_seconds: float = Field(default=30.0, description="the rate limit's rolling window")
-    timeout_seconds: float = 60.0
     attempts: int = 8
     backoff_seconds: float = 6.0
 
-    def resolved_url(self) -> str:
-        return self.api_url or settings.env("NVD_API_URL", NVD_API_URL)
-
     def client(self, logger: logging.Logger | logging.LoggerAdapter | None = None) -> NvdClient:
-        key = self.api_key or settings.env("NVD_API_KEY")
-        limit = self.requests_per_window or (50 if key else 5)
-        http = HttpClient(
-            name="NVD",
-            headers={"apiKey": key} if key else {},
-            timeout=self.timeout_seconds,
-            attempts=self.attempts,
-            backoff_seconds=self.backoff_seconds,
+        http = self.http_client(
+            "NVD",
+            logger or logging.getLogger(__name__),
+            headers={"apiKey": self.api_key} if self.api_key else {},
             # NVD throttles with 403 as often as with 429 or 503.
             retry_statuses=RETRYABLE_STATUSES | {403},
-            rate_limiter=RateLimiter(limit, self.window_seconds),
-            logger=logger or logging.getLogger(__name__),
+            rate_limiter=RateLimiter(self.requests_per_window or (50 if self.api_key else 5), self.window_seconds),
         )
-        return NvdClient(http=http, url=self.resolved_url(), results_per_page=self.results_per_page)
+        return NvdClient(http=http, url=self.api_url, results_per_page=self.results_per_page)
 
 
 @dataclass

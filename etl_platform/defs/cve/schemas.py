@@ -4,11 +4,12 @@ import pandas as pd
 import pandera.pandas as pa
 from pandera.typing import Series
 
+from etl_platform.lib.changes import SUPERSEDED, change_kinds
 from etl_platform.lib.schema_types import Int64, StrictModel, Text, UtcTimestamp
 
 SEVERITIES = ["NONE", "LOW", "MEDIUM", "HIGH", "CRITICAL"]
 CVSS_VERSIONS = ["2.0", "3.0", "3.1", "4.0"]
-CHANGE_KINDS = ["new", "changed", "unchanged", "superseded"]
+CHANGE_KINDS = change_kinds(SUPERSEDED)
 
 
 

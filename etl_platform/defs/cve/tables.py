@@ -6,7 +6,9 @@ that makes newer records win, and the parent link that makes child tables replac
 
 import sqlalchemy as sa
 
-metadata = sa.MetaData()
+from etl_platform.lib.warehouse import declare
+
+metadata = declare(sa.MetaData())  # created by the warehouse resource on first use
 UTC_TIMESTAMP = sa.DateTime(timezone=True)
 # CVE ids are ASCII: byte order ("C") compares them like any collation would, and keeps the
 # primary-key index off the locale's string comparison (about 15% of a day's upsert).

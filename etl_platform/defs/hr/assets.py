@@ -8,10 +8,13 @@
 """
 
 import csv
+from collections.abc import Callable
 
+import pandas as pd
 import sqlalchemy as sa
 from dagster import (
     AssetExecutionContext,
+    AssetsDefinition,
     AssetSpec,
     AutomationCondition,
     Config,
@@ -43,12 +46,14 @@ from etl_platform.defs.hr.reports import (
     hires_by_quarter,
     lock_report,
     read_hires,
-    replace_report,
 )
 from etl_platform.defs.hr.resources import LANDING_FILES, HrLandingResource
 from etl_platform.defs.hr.rules import references
+from etl_platform.lib.settings import warehouse_kind
 from etl_platform.lib.storage import StorageResource, write_bytes
+from etl_platform.lib.table_assets import table_kinds
 from etl_platform.lib.warehouse import WarehouseResource
+from etl_platform.lib.writes import replace
 
 
 def column_schema(table: sa.Table) -> TableSchema:
@@ -78,7 +83,7 @@ def _table_spec(table: sa.Table, description: str, **options) -> AssetSpec:
     return AssetSpec(
         key=REJECTIONS_KEY if table is tables.ingest_rejections else TABLE_KEYS[table.name],
         group_name=GROUP,
-        kinds={"csv", "sql", "postgres"},
+        kinds=table_kinds("csv"),
         description=description,
         metadata=table_metadata(table),
         **options,
@@ -130,7 +135,6 @@ def hr_tables(
     missing = sorted(set(wanted) - set(landed))
     if missing:
         raise Failure(f"file(s) {missing} named in the run config are not in the landing place {hr_landing.root()}")
-    warehouse.ensure_tables(tables.metadata)
     storage_base = storage.root()
 
     rejected: dict[str, int] = {}
@@ -155,9 +159,10 @@ def hr_tables(
         except (UnicodeDecodeError, csv.Error) as error:
             raise Failure(f"{file} is not a UTF-8 CSV file ({error}); kept as landed at {kept}") from error
         load = load_records(warehouse, table, records, source=file, batch_rows=config.batch_rows)
+        merged = load.merged
         context.log.info(
             f"{file} -> {table.name}: {load.read} read, {load.loaded} loaded "
-            f"({load.inserted} new, {load.updated} updated), {load.rejected} rejected, "
+            f"({merged.inserted} new, {merged.updated} updated), {load.rejected} rejected, "
             f"{len(load.transactions)} transaction(s)"
         )
         rejected[file] = load.rejected
@@ -182,36 +187,53 @@ def hr_tables(
 _REPORT = dict(
     group_name=GROUP,
     deps=list(TABLE_KEYS.values()),
-    kinds={"pandas", "matplotlib", "postgres"},
+    kinds={"pandas", "matplotlib", warehouse_kind()},
     automation_condition=AutomationCondition.eager(),
 )
 
 
-@asset(
-    key=REPORT_KEYS["hires_by_quarter"],
-    description=(
+def report_asset(
+    name: str,
+    table: sa.Table,
+    description: str,
+    compute: Callable[[pd.DataFrame], pd.DataFrame],
+    chart: Callable[[pd.DataFrame, pd.DataFrame], bytes],
+    title: str,
+) -> AssetsDefinition:
+    """The asset `hr/reports/<name>`: table `table` replaced by `compute(hires)` in one transaction;
+    its metadata shows `chart(hires, report)` under `title`, and the rows."""
+
+    @asset(key=REPORT_KEYS[name], description=description, metadata=table_metadata(table), **_REPORT)
+    def report(context: AssetExecutionContext, warehouse: WarehouseResource) -> MaterializeResult:
+        with warehouse.begin() as connection:
+            lock_report(connection, table)
+            hires = read_hires(connection)
+            rows = compute(hires)
+            written = replace(connection, table, rows)
+        context.log.info(f"{table.name}: {len(rows)} rows")
+        metadata = report_metadata(rows, chart(hires, rows), title)
+        return MaterializeResult(metadata={**metadata, **written.as_metadata()})
+
+    return report
+
+
+hires_by_quarter_report = report_asset(
+    "hires_by_quarter",
+    tables.report_hires_by_quarter,
+    (
         "Number of employees hired for each department and job in each quarter (q1..q4, by UTC "
         "hire date) of every year, ordered by department then job: table "
         "`report_hires_by_quarter`, replaced whenever the HR tables change. Metadata: a chart "
         "(per recent year, hires per department stacked by quarter) and the rows."
     ),
-    metadata=table_metadata(tables.report_hires_by_quarter),
-    **_REPORT,
+    hires_by_quarter,
+    lambda hires, report: hires_by_quarter_chart(report),
+    "Hires by quarter",
 )
-def hires_by_quarter_report(context: AssetExecutionContext, warehouse: WarehouseResource) -> MaterializeResult:
-    warehouse.ensure_tables(tables.metadata)
-    with warehouse.begin() as connection:
-        lock_report(connection, tables.report_hires_by_quarter)
-        report = hires_by_quarter(read_hires(connection))
-        replace_report(connection, tables.report_hires_by_quarter, report)
-    context.log.info(f"report_hires_by_quarter: {len(report)} rows")
-    chart = hires_by_quarter_chart(report)
-    return MaterializeResult(metadata=report_metadata(report, chart, "Hires by quarter"))
-
-
-@asset(
-    key=REPORT_KEYS["departments_above_mean"],
-    description=(
+departments_above_mean_report = report_asset(
+    "departments_above_mean",
+    tables.report_departments_above_mean,
+    (
         "For every year, the departments (id, name, number hired) that hired more employees "
         "than the mean number hired per department that year, the mean being taken over the "
         "departments that hired at least once that year (as the original challenge did); "
@@ -219,16 +241,7 @@ def hires_by_quarter_report(context: AssetExecutionContext, warehouse: Warehouse
         "whenever the HR tables change. Metadata: a chart of every department against the "
         "mean and the rows."
     ),
-    metadata=table_metadata(tables.report_departments_above_mean),
-    **_REPORT,
+    departments_above_mean,
+    lambda hires, report: departments_above_mean_chart(hires_by_department(hires)),
+    "Departments above the mean",
 )
-def departments_above_mean_report(context: AssetExecutionContext, warehouse: WarehouseResource) -> MaterializeResult:
-    warehouse.ensure_tables(tables.metadata)
-    with warehouse.begin() as connection:
-        lock_report(connection, tables.report_departments_above_mean)
-        hires = read_hires(connection)
-        report = departments_above_mean(hires)
-        replace_report(connection, tables.report_departments_above_mean, report)
-    context.log.info(f"report_departments_above_mean: {len(report)} rows")
-    chart = departments_above_mean_chart(hires_by_department(hires))
-    return MaterializeResult(metadata=report_metadata(report, chart, "Departments above the mean"))

@@ -1,6 +1,6 @@
 """Everything the `hr` group contributes to the code location, its landing place included."""
 
-from dagster import Definitions, EnvVar, load_assets_from_modules
+from dagster import Definitions, load_assets_from_modules
 
 from etl_platform.defs.hr import assets
 from etl_platform.defs.hr.resources import HrLandingResource
@@ -11,9 +11,8 @@ from etl_platform.lib import settings
 
 def build_resources() -> dict:
     """The landing place: `HR_LANDING_URL` (resolved by Dagster when used) or `$ETL_HOME/landing/hr` when unset."""
-    if settings.env("HR_LANDING_URL"):
-        return {"hr_landing": HrLandingResource(url=EnvVar("HR_LANDING_URL"))}
-    return {"hr_landing": HrLandingResource(url=str(settings.etl_home() / "landing" / "hr"))}
+    default = str(settings.etl_home() / "landing" / "hr")
+    return {"hr_landing": HrLandingResource(url=settings.env_var_or("HR_LANDING_URL", default))}
 
 
 defs = Definitions(

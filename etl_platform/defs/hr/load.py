@@ -24,7 +24,7 @@ from etl_platform.defs.hr.keys import GROUP
 from etl_platform.defs.hr.resources import LandedFile
 from etl_platform.defs.hr.rules import check_rows, log_rejections, references
 from etl_platform.lib.storage import PREVIEW_ROWS
-from etl_platform.lib.upsert import merge
+from etl_platform.lib.upsert import MergeResult, merge, merge_totals
 from etl_platform.lib.warehouse import WarehouseResource
 
 MAX_BATCH_ROWS = 1000
@@ -56,14 +56,16 @@ class TableLoad:
     source: str
     read: int = 0
     loaded: int = 0
-    inserted: int = 0
-    updated: int = 0
-    unchanged: int = 0
     rejected: int = 0
     reasons: Counter = field(default_factory=Counter)
-    merge_paths: Counter = field(default_factory=Counter)  # the path each batch's merge took
+    merges: list[MergeResult] = field(default_factory=list)  # of the batches holding valid rows
     transactions: list[int] = field(default_factory=list)
     preview: pd.DataFrame | None = None
+
+    @property
+    def merged(self) -> MergeResult:
+        """What the batches' merges did, added up."""
+        return merge_totals(self.table, self.merges)
 
 
 def known_ids(connection: sa.Connection, table: sa.Table) -> dict[str, set[int]]:
@@ -97,16 +99,11 @@ def load_records(
         with warehouse.begin() as connection:
             checked = check_rows(table, batch, referenced, taken_ids=taken)
             if len(checked.rows):
-                result = merge(connection, table, checked.rows)
-                load.inserted += result.inserted
-                load.updated += result.updated
-                load.unchanged += result.unchanged
-                load.merge_paths[result.path] += 1
-            log_rejections(connection, table.name, checked.rejections, source)
+                load.merges.append(merge(connection, table, checked.rows))
+            load.rejected += log_rejections(connection, table.name, checked.rejections, source)
         load.transactions.append(len(batch))
         taken.update(int(i) for i in checked.rows["id"])
         load.loaded += len(checked.rows)
-        load.rejected += len(checked.rejections)
         load.reasons.update(r.reason for r in checked.rejections)
         if load.preview is None and len(checked.rows):
             load.preview = checked.rows.head(PREVIEW_ROWS)
@@ -119,6 +116,8 @@ def table_count(warehouse: WarehouseResource, table: sa.Table) -> int:
 
 
 def load_metadata(load: TableLoad, landed: LandedFile, kept: UPath, total_rows: int) -> dict[str, Any]:
+    merged = load.merged
+    paths = Counter(result.path for result in load.merges)
     metadata: dict[str, Any] = {
         "source": landed.name,
         "source_version": landed.version,
@@ -126,12 +125,12 @@ def load_metadata(load: TableLoad, landed: LandedFile, kept: UPath, total_rows: 
         "rows_read": load.read,
         "rows_loaded": load.loaded,
         "rows_rejected": load.rejected,
-        "inserted": load.inserted,
-        "updated": load.updated,
-        "unchanged": load.unchanged,
+        "inserted": merged.inserted,
+        "updated": merged.updated,
+        "unchanged": merged.unchanged,
         "rejections_by_reason": MetadataValue.json(dict(load.reasons.most_common())),
         "transactions": len(load.transactions),
-        "merge_path": ", ".join(f"{path} ({n})" for path, n in load.merge_paths.most_common()) or "none",
+        "merge_path": ", ".join(f"{path} ({n})" for path, n in paths.most_common()) or "none",
         "largest_transaction_rows": max(load.transactions, default=0),
         "dagster/row_count": total_rows,
     }

@@ -7,7 +7,8 @@
   departments that hired at least once that year (as the original challenge did); ordered by
   the number hired, descending (then by id).
 
-A refresh replaces a report's rows in one transaction (`replace_report`, after `lock_report`).
+A refresh replaces a report's rows in one transaction (`etl_platform.lib.writes.replace`, after
+`lock_report`).
 """
 
 import pandas as pd
@@ -86,11 +87,3 @@ def lock_report(connection: sa.Connection, table: sa.Table) -> None:
     if is_postgres(connection):
         name = connection.dialect.identifier_preparer.format_table(table)
         connection.execute(sa.text(f"LOCK TABLE {name} IN SHARE ROW EXCLUSIVE MODE"))
-
-
-def replace_report(connection: sa.Connection, table: sa.Table, report: pd.DataFrame) -> None:
-    """Replace every row of a report table, inside the caller's transaction."""
-    connection.execute(table.delete())
-    if len(report):
-        records = report.astype(object).to_dict("records")
-        connection.execute(table.insert(), records)

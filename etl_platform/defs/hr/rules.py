@@ -16,6 +16,8 @@ from typing import Any
 import pandas as pd
 import sqlalchemy as sa
 
+from etl_platform.lib.writes import append
+
 
 @dataclass(frozen=True)
 class Rejection:
@@ -138,15 +140,11 @@ def _frame(table: sa.Table, rows: list[dict[str, Any]]) -> pd.DataFrame:
     return frame
 
 
-def log_rejections(connection: sa.Connection, table: str, rejections: Sequence[Rejection], source: str) -> None:
-    """Write rejections to `ingest_rejections` inside the caller's transaction."""
+def log_rejections(connection: sa.Connection, table: str, rejections: Sequence[Rejection], source: str) -> int:
+    """Append rejections to `ingest_rejections` inside the caller's transaction; how many."""
     from etl_platform.defs.hr.tables import ingest_rejections
 
-    if rejections:
-        connection.execute(
-            ingest_rejections.insert(),
-            [
-                {"table_name": table, "payload": r.payload_json(), "reason": r.reason, "source": source}
-                for r in rejections
-            ],
-        )
+    rows = (
+        {"table_name": table, "payload": r.payload_json(), "reason": r.reason, "source": source} for r in rejections
+    )
+    return append(connection, ingest_rejections, rows).inserted

@@ -20,7 +20,6 @@ from etl_platform.defs.hr.keys import REJECTIONS_KEY, REPORT_KEYS, TABLE_KEYS
 from etl_platform.defs.hr.resources import LANDING_FILES, HrLandingResource
 from etl_platform.defs.hr.schedules import hr_migration_job, migration_run_config
 from etl_platform.defs.hr.tables import INGESTED
-from etl_platform.defs.hr.tables import metadata as hr_tables_metadata
 from etl_platform.lib.warehouse import WarehouseResource
 
 FILES_TAG = "hr/files"
@@ -83,7 +82,6 @@ def table_fingerprints(connection: sa.Connection) -> dict[str, list[int]]:
     ),
 )
 def hr_api_writes_sensor(context: SensorEvaluationContext, warehouse: WarehouseResource):
-    warehouse.ensure_tables(hr_tables_metadata)
     with warehouse.begin() as connection:
         current = table_fingerprints(connection)
     cursor = json.dumps(current, sort_keys=True)

@@ -6,27 +6,28 @@
 
 import sqlalchemy as sa
 
-metadata = sa.MetaData()
+from etl_platform.lib.warehouse import declare
+
+metadata = declare(sa.MetaData())  # created by the warehouse resource on first use
 UTC_TIMESTAMP = sa.DateTime(timezone=True)
 
-departments = sa.Table(
-    "departments",
-    metadata,
-    sa.Column("id", sa.Integer, primary_key=True, autoincrement=False),
-    sa.Column("department", sa.Text, nullable=False),
-    comment="Departments of the company.",
-)
-jobs = sa.Table(
-    "jobs",
-    metadata,
-    sa.Column("id", sa.Integer, primary_key=True, autoincrement=False),
-    sa.Column("job", sa.Text, nullable=False),
-    comment="Job titles.",
-)
+
+def _source_id() -> sa.Column:
+    """The id a row has in the source files (never generated here)."""
+    return sa.Column("id", sa.Integer, primary_key=True, autoincrement=False)
+
+
+def _named(name: str, column: str, comment: str) -> sa.Table:
+    """A table of names by id, that hires reference (`departments`, `jobs`)."""
+    return sa.Table(name, metadata, _source_id(), sa.Column(column, sa.Text, nullable=False), comment=comment)
+
+
+departments = _named("departments", "department", "Departments of the company.")
+jobs = _named("jobs", "job", "Job titles.")
 hired_employees = sa.Table(
     "hired_employees",
     metadata,
-    sa.Column("id", sa.Integer, primary_key=True, autoincrement=False),
+    _source_id(),
     sa.Column("name", sa.Text, nullable=False),
     sa.Column("datetime", UTC_TIMESTAMP, nullable=False, comment="hire date and time (UTC)"),
     sa.Column("department_id", sa.Integer, sa.ForeignKey("departments.id"), nullable=False, index=True),
@@ -45,23 +46,26 @@ ingest_rejections = sa.Table(
     sa.Index("ix_ingest_rejections_table_received", "table_name", "received_at"),
     comment="Every row that was not loaded, with the reason and where it came from.",
 )
-report_hires_by_quarter = sa.Table(
+
+
+def _yearly_report(name: str, comment: str, *columns: sa.Column) -> sa.Table:
+    """A hiring report: rows keyed by year, then by the key columns among `columns`."""
+    return sa.Table(name, metadata, sa.Column("year", sa.Integer, primary_key=True), *columns, comment=comment)
+
+
+report_hires_by_quarter = _yearly_report(
     "report_hires_by_quarter",
-    metadata,
-    sa.Column("year", sa.Integer, primary_key=True),
+    "Employees hired per department and job in a year, split by quarter.",
     sa.Column("department", sa.Text, primary_key=True),
     sa.Column("job", sa.Text, primary_key=True),
     *(sa.Column(f"q{quarter}", sa.Integer, nullable=False) for quarter in range(1, 5)),
-    comment="Employees hired per department and job in a year, split by quarter.",
 )
-report_departments_above_mean = sa.Table(
+report_departments_above_mean = _yearly_report(
     "report_departments_above_mean",
-    metadata,
-    sa.Column("year", sa.Integer, primary_key=True),
+    "Departments that hired more employees in a year than the mean over departments.",
     sa.Column("id", sa.Integer, primary_key=True),
     sa.Column("department", sa.Text, nullable=False),
     sa.Column("hired", sa.Integer, nullable=False),
-    comment="Departments that hired more employees in a year than the mean over departments.",
 )
 
 # Load order matters: hired_employees references departments and jobs.

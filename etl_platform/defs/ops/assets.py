@@ -5,23 +5,19 @@ from datetime import timedelta
 from dagster import AssetExecutionContext, Config, Failure, MaterializeResult, MetadataValue, asset
 from pydantic import Field
 
-from etl_platform.defs.commerce import tables as fx_tables
 from etl_platform.defs.commerce.parse import parse_eurofxref_history
 from etl_platform.defs.commerce.resources import EcbResource
 from etl_platform.defs.commerce.schemas import FxRateModel
 
-from etl_platform.defs.hr import tables as hr_tables
 from etl_platform.defs.hr.keys import REJECTIONS_KEY, TABLE_KEYS
 from etl_platform.defs.ops.backup import BACKED_UP, backup_folder, snapshot
-from etl_platform.defs.ops.keys import BACKUP_KEY, FX_HISTORY, GROUP, RETENTION_KEY
+from etl_platform.defs.ops.keys import BACKUP_KEY, FX_HISTORY, FX_HISTORY_FILE, GROUP, RETENTION_KEY
 from etl_platform.defs.ops.partitions import backup_daily
 from etl_platform.lib.avro import write_table
 from etl_platform.lib.frame_checks import schema_check
 from etl_platform.lib.retention import delete_older_than
 from etl_platform.lib.storage import StorageResource, write_bytes
-from etl_platform.lib.table_assets import table_metadata
 from etl_platform.lib.typed_frames import typed_frame
-from etl_platform.lib.upsert import merge
 from etl_platform.lib.warehouse import WarehouseResource
 
 RAW_DOMAINS = ("cve", "commerce", "sales")
@@ -79,7 +75,6 @@ def raw_retention(context: AssetExecutionContext, config: RawRetentionConfig, st
 def hr_tables_backup(
     context: AssetExecutionContext, storage: StorageResource, warehouse: WarehouseResource
 ) -> MaterializeResult:
-    warehouse.ensure_tables(hr_tables.metadata)
     day = context.partition_key
     folder = backup_folder(storage.root(), day)
     with snapshot(warehouse.engine) as connection:
@@ -107,36 +102,32 @@ def hr_tables_backup(
 @asset(
     key=FX_HISTORY,
     group_name=GROUP,
-    kinds={"python", "postgres"},
-    metadata=table_metadata(fx_tables.fx_rate),
+    kinds={"zip", "python"},
     description=(
-        "One-time (or occasional) load of the ECB's full reference-rate history (eurofxref-hist, "
-        "every currency since 1999-01-04) into fx_rate, in one request: a year of commerce "
-        "backfill then needs no rate request per day. The zip is kept under ops/history/fx_rates/."
+        "The ECB's full reference-rate history (eurofxref-hist, every currency since 1999-01-04), "
+        "fetched in one request and kept as sent under ops/history/fx_rates/. commerce/raw/fx_rates "
+        "takes a day it covers from it instead of asking the data API: a year of commerce backfill "
+        "then needs no rate request per day. Nothing is written to the warehouse here: "
+        "commerce/tables/fx_rate is the only writer of fx_rate."
     ),
 )
-def fx_rate_history(
-    context: AssetExecutionContext, ecb: EcbResource, storage: StorageResource, warehouse: WarehouseResource
-):
+def fx_rate_history(context: AssetExecutionContext, ecb: EcbResource, storage: StorageResource):
     client = ecb.client(context.log)
     data = client.history()
-    write_bytes(storage.root().joinpath(*FX_HISTORY.path, "eurofxref-hist.zip"), data)
     rates = typed_frame(parse_eurofxref_history(data), FxRateModel)
     check = schema_check(FX_HISTORY, FxRateModel, rates)
     if not check.passed:
         raise Failure(description="the eurofxref history does not satisfy FxRateModel", metadata=check.metadata)
-    warehouse.ensure_tables(fx_tables.metadata)
-    with warehouse.begin() as connection:
-        result = merge(connection, fx_tables.fx_rate, rates)
+    # Kept only once it reads: the commerce days it covers take their rates from it.
+    path = storage.root().joinpath(*FX_HISTORY.path, FX_HISTORY_FILE)
+    write_bytes(path, data)
     return MaterializeResult(
         metadata={
             "dagster/row_count": len(rates),
-            "inserted": result.inserted,
-            "updated": result.updated,
             "currencies": int(rates["quote"].nunique()),
             "first_day": str(min(rates["rate_date"])) if len(rates) else "",
             "last_day": str(max(rates["rate_date"])) if len(rates) else "",
             "source": MetadataValue.url(client.history_url),
-            **result.path_metadata(),
+            "path": MetadataValue.path(str(path)),
         }
     )

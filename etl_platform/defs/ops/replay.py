@@ -76,7 +76,6 @@ class ReplayConfig(Config):
 def replay_quarantined_records(context: OpExecutionContext, config: ReplayConfig, warehouse: WarehouseResource):
     domain = config.domain.value
     target = TARGETS[config.domain]
-    warehouse.ensure_tables(quarantine.metadata)
     with warehouse.begin() as connection:
         partitions = quarantine.open_partitions(connection, domain)
         before = sum(quarantine.open_count(connection, domain, partition) for partition in partitions)

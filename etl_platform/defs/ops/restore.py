@@ -7,7 +7,6 @@ import sqlalchemy as sa
 from dagster import Config, Failure, MetadataValue, OpExecutionContext, Output, op
 from pydantic import Field
 
-from etl_platform.defs.hr import tables as hr_tables
 from etl_platform.defs.ops.backup import BACKED_UP, backup_path, recorded_backup
 from etl_platform.lib.avro import AvroTableError, restore_tables, table_checksum
 from etl_platform.lib.storage import StorageResource
@@ -71,7 +70,6 @@ def restore_hr_tables(
     unverified = [table.name for table in tables if table.name not in recorded]
     if unverified:
         context.log.warning(f"no checksum recorded for {unverified} on {config.day}: row values are not verified")
-    warehouse.ensure_tables(hr_tables.metadata)
     try:
         with warehouse.begin() as connection:
             restored = restore_tables(connection, files)

@@ -8,11 +8,10 @@ the overlap having fetched it again, marks it replayed.
 """
 
 import io
-from collections.abc import Callable, Collection, Iterator
+from collections.abc import Callable, Collection
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
-import orjson
 import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -21,6 +20,7 @@ from dagster import (
     AssetCheckSpec,
     AssetExecutionContext,
     AssetIn,
+    AssetKey,
     Config,
     DagsterInstance,
     MaterializeResult,
@@ -32,9 +32,10 @@ from pydantic import Field
 
 from etl_platform.defs.sales import tables
 from etl_platform.defs.sales.checks import LOADED_CHECK, loaded_check
-from etl_platform.defs.sales.diff import known_statuses, status_changes
+from etl_platform.defs.sales.diff import diff_sales, loadable_sales, stored_sales
 from etl_platform.defs.sales.fetch import (
     CURSOR_KEY,
+    PAGE_FIELD,
     fetch_window,
     from_ms,
     parse_moment,
@@ -62,6 +63,7 @@ from etl_platform.defs.sales.parse import (
 from etl_platform.defs.sales.resources import HotmartResource
 from etl_platform.defs.sales.schemas import CHANGE_KINDS, KEY, SaleChangeModel, SaleModel
 from etl_platform.lib import quarantine
+from etl_platform.lib.changes import change_counts
 from etl_platform.lib.flatten import flatten
 from etl_platform.lib.frame_checks import (
     SCHEMA_CHECK,
@@ -71,8 +73,9 @@ from etl_platform.lib.frame_checks import (
     unique_key_check,
 )
 from etl_platform.lib.quarantine import Gate, QuarantineResource
-from etl_platform.lib.storage import StorageResource, frame_metadata, storage_root, write_bytes
-from etl_platform.lib.table_assets import TABLE_KINDS, column_schema, table_metadata
+from etl_platform.lib.raw_pages import items_at, page_items, raw_asset, raw_folder
+from etl_platform.lib.storage import StorageResource, frame_metadata, write_bytes
+from etl_platform.lib.table_assets import column_schema, table_kinds, table_metadata
 from etl_platform.lib.upsert import merge
 from etl_platform.lib.warehouse import WarehouseResource
 
@@ -101,11 +104,9 @@ class SalesWindowConfig(Config):
     end: str | None = Field(default=None, description="ISO date or date-time: pull up to here instead of now")
 
 
-@asset(
-    key=RAW_SALES,
-    group_name=GROUP,
-    io_manager_key="json_io_manager",
-    kinds={"json", "python"},
+@raw_asset(
+    RAW_SALES,
+    group=GROUP,
     metadata={"reads_materialization": f"{SALE_TABLE.to_user_string()} ({CURSOR_KEY})"},
     description=(
         "Hotmart `sales/history` for the run's window (from the cursor minus the overlap, or "
@@ -124,14 +125,14 @@ def raw_sales(
         timedelta(hours=config.overlap_hours),
         start=parse_moment(config.start) if config.start else None,
         end=parse_moment(config.end) if config.end else None,
+        first=hotmart.start_date,
     )
     context.log.info(f"sales window {window.describe()} (cursor {window.cursor_before_ms})")
-    folder = storage.root().joinpath(*RAW_SALES.path, run_folder_name(window))
+    folder = raw_folder(storage.root(), RAW_SALES, run_folder_name(window))
     client = hotmart.client(context.log)
     fetched = fetch_window(client, "sales/history", window, folder)
-    manifest = fetched.manifest("sales/history", hotmart.resolved_api_url()) | {"run": run_folder_name(window)}
     return Output(
-        manifest,
+        fetched.manifest("sales/history", hotmart.resolved_api_url()),
         metadata={
             "dagster/row_count": fetched.records,
             "window_start": from_ms(window.start_ms).isoformat(),
@@ -146,34 +147,16 @@ def raw_sales(
     )
 
 
-def page_items(manifest: dict) -> Iterator[list]:
-    """The items of each page a raw manifest lists, one page at a time, in order."""
-    folder = storage_root(manifest["folder"])
-    for name in manifest["pages"]:
-        yield orjson.loads((folder / name).read_bytes())["items"]
-
-
 def read_items(manifest: dict) -> list[dict]:
     """The items of every page a raw manifest lists, in order."""
-    return [item for items in page_items(manifest) for item in items]
-
-
-def items_at(manifest: dict, positions: Collection[int]) -> dict[int, Any]:
-    """The items at these positions of the run (all pages in order), exactly as the API sent them."""
-    wanted, found, first = set(positions), {}, 0
-    for items in page_items(manifest) if wanted else ():
-        found.update((p, items[p - first]) for p in wanted if first <= p < first + len(items))
-        first += len(items)
-        if len(found) == len(wanted):
-            break
-    return found
+    return [item for items in page_items(manifest, PAGE_FIELD) for item in items]
 
 
 def fetched_sales(manifest: dict) -> int:
     """Distinct sales in the raw pages: one per transaction code, plus each sale without one."""
     codes: set[str] = set()
     keyless = 0
-    for items in page_items(manifest):
+    for items in page_items(manifest, PAGE_FIELD):
         for item in items:
             code = transaction_code(item)
             if code is None:
@@ -183,17 +166,26 @@ def fetched_sales(manifest: dict) -> int:
     return len(codes) + keyless
 
 
+def flat_asset(key: AssetKey, group: str, description: str):
+    """`@asset` of a layer flattened from the run's raw manifest, stored as Parquet."""
+    return asset(
+        key=key,
+        ins={"raw": AssetIn(RAW_SALES)},
+        group_name=group,
+        io_manager_key="parquet_io_manager",
+        kinds={"parquet", "pandas"},
+        description=description,
+    )
+
+
 class FlatFilesConfig(Config):
     csv: bool = Field(default=False, description="also write the flattened rows as CSV, as the original system did")
 
 
-@asset(
-    key=FLAT_SALES,
-    ins={"raw": AssetIn(RAW_SALES)},
-    group_name=GROUP,
-    io_manager_key="parquet_io_manager",
-    kinds={"parquet", "pandas"},
-    description=(
+@flat_asset(
+    FLAT_SALES,
+    GROUP,
+    (
         "The run's sales flattened by the generic flatten: nested objects -> path keys joined with "
         "`_` (purchase_price_value), stable column order whatever the key order, values as sent. "
         "Kept per run as sales/flat/sales/<day>/<run>.parquet (and .csv when config csv=true)."
@@ -269,7 +261,7 @@ def clean_sales(
 
 def rejected_sale(raw: dict, typed: TypedSales, positions: Collection[int]) -> Callable[[int], tuple[str, Any]]:
     """For the gate: a rejected sale's key (its transaction code, #position without one) and its item as sent."""
-    items = items_at(raw, positions)
+    items = items_at(raw, PAGE_FIELD, positions)
     codes = pd.Series(typed.frame[KEY].to_numpy(dtype=object), index=typed.records)
     return lambda position: (codes.get(position) or f"#{position}", items[position])
 
@@ -283,29 +275,26 @@ def rejected_sale(raw: dict, typed: TypedSales, positions: Collection[int]) -> C
     check_specs=[schema_check_spec(DIFF_SALES, SaleChangeModel)],
     metadata={"reads_warehouse_tables": "sale"},
     description=(
-        "Each sale of the run against the warehouse before it: new, status_changed (a refund, a "
-        "chargeback, an approval: previous and new status) or known. Sales seen again in the "
-        "overlap are `known` and load as unchanged. Reads the warehouse: the status `sale` holds "
-        "for each transaction of the run."
+        "Each sale of the run against the warehouse before it: new, changed (any column loaded into "
+        "`sale` differs: a refund, a chargeback, an approval, a correction, a field the source "
+        "added; with the previous and new status) or unchanged. Sales seen again in the overlap "
+        "as stored are `unchanged`: sales/tables/sale skips them. Reads the warehouse: the row "
+        "`sale` holds for each transaction of the run."
     ),
 )
 def sale_changes(context: AssetExecutionContext, sales: pd.DataFrame, warehouse: WarehouseResource):
     with warehouse.begin() as connection:
-        known = known_statuses(connection, sales[KEY].astype(str).tolist())
-    diff = status_changes(sales, known)
-    counts = diff["change"].value_counts()
-    yield Output(
-        diff, metadata={**frame_metadata(diff), **{f"changes/{k}": int(counts.get(k, 0)) for k in CHANGE_KINDS}}
-    )
+        stored = stored_sales(connection, sales)
+    diff = diff_sales(sales, stored)
+    yield Output(diff, metadata={**frame_metadata(diff), **change_counts(diff["change"], CHANGE_KINDS)})
     yield schema_check(DIFF_SALES, SaleChangeModel, diff)
 
 
 @asset(
     key=SALE_TABLE,
-    ins={"sales": AssetIn(CLEAN_SALES), "raw": AssetIn(RAW_SALES)},
-    deps=[DIFF_SALES],
+    ins={"sales": AssetIn(CLEAN_SALES), "raw": AssetIn(RAW_SALES), "diff": AssetIn(DIFF_SALES)},
     group_name=GROUP,
-    kinds=TABLE_KINDS,
+    kinds=table_kinds(),
     check_specs=[
         AssetCheckSpec(
             LOADED_CHECK,
@@ -318,15 +307,21 @@ def sale_changes(context: AssetExecutionContext, sales: pd.DataFrame, warehouse:
     ],
     metadata=table_metadata(tables.sale),
     description=(
-        f"{tables.sale.comment} Upserted on purchase_transaction by the generic merge with schema "
-        "evolution: new source fields become new columns (listed in added_columns); an incompatible "
-        "type change fails the run before anything is loaded. Records the cursor for the next run. "
-        "Quarantined sales it loads now are marked replayed, in the same transaction."
+        f"{tables.sale.comment} The sales sales/diff/sale_changes says are new or changed are upserted "
+        "on purchase_transaction by the generic merge with schema evolution; the unchanged ones are "
+        "skipped (skipped_unchanged; `unchanged` counts them with those the merge found unchanged). New "
+        "source fields become new columns (listed in added_columns); an incompatible type change "
+        "fails the run before anything is loaded. Records the cursor for the next run. Quarantined "
+        "sales it loads now are marked replayed, in the same transaction."
     ),
 )
-def sale_table(context: AssetExecutionContext, warehouse: WarehouseResource, sales: pd.DataFrame, raw: dict):
+def sale_table(
+    context: AssetExecutionContext, warehouse: WarehouseResource, sales: pd.DataFrame, raw: dict, diff: pd.DataFrame
+):
     window = Window.of(raw)
     fetched = fetched_sales(raw)  # counted again from the pages as sent, not from the layers it checks
+    loading = loadable_sales(sales, diff)
+    skipped = len(sales) - len(loading)
     with warehouse.begin() as connection:
         # A sale is quarantined under the window that last fetched it, not this one: any window matches.
         replayed = quarantine.mark_replayed(
@@ -337,17 +332,18 @@ def sale_table(context: AssetExecutionContext, warehouse: WarehouseResource, sal
             loaded_keys=sales[KEY],
             across_partitions=True,
         )
-        result = merge(connection, tables.sale, arrow_decimals(sales), evolve_schema=True)
+        result = merge(connection, tables.sale, arrow_decimals(loading), evolve_schema=True)
         current = sa.Table("sale", sa.MetaData(), autoload_with=connection)
         check = loaded_check(connection, current, sales, fetched, window.interval)
         total = connection.execute(sa.select(sa.func.count()).select_from(current)).scalar_one()
-    context.log.info(f"sale: {result}; {replayed} replayed from quarantine")
+    context.log.info(f"sale: {result}; {skipped} skipped as unchanged; {replayed} replayed from quarantine")
     cursor = max(raw["window_end_ms"], raw.get("cursor_before_ms") or 0)
     yield MaterializeResult(
         metadata={
             "inserted": result.inserted,
             "updated": result.updated,
-            "unchanged": result.unchanged,
+            "unchanged": skipped + result.unchanged,
+            "skipped_unchanged": skipped,
             "added_columns": ", ".join(result.added_columns),
             "added_column_count": len(result.added_columns),
             "widened_columns": ", ".join(result.widened_columns),
@@ -375,15 +371,10 @@ OTHER_ENDPOINTS = {
 
 
 def other_endpoint_asset(entity: str, endpoint: str, what: str):
-    key = OTHER_FLAT[entity]
-
-    @asset(
-        key=key,
-        ins={"raw": AssetIn(RAW_SALES)},
-        group_name=EXTRA_GROUP,
-        io_manager_key="parquet_io_manager",
-        kinds={"parquet", "pandas"},
-        description=(
+    @flat_asset(
+        OTHER_FLAT[entity],
+        EXTRA_GROUP,
+        (
             f"Hotmart `{endpoint}`: {what}, for the window of the last sales/history run, every status; "
             f"raw pages kept under sales/raw/{entity}/, flattened here (lists kept as JSON text). "
             f"Opt-in (group {EXTRA_GROUP}, not in `group:sales` nor the 7-minute job): materialize it with "
@@ -392,10 +383,10 @@ def other_endpoint_asset(entity: str, endpoint: str, what: str):
     )
     def _other_endpoint(context: AssetExecutionContext, raw: dict, hotmart: HotmartResource, storage: StorageResource):
         window = Window.of(raw)
-        folder = storage.root().joinpath(GROUP, "raw", entity, run_folder_name(window))
+        folder = raw_folder(storage.root(), AssetKey([GROUP, "raw", entity]), run_folder_name(window))
         fetched = fetch_window(hotmart.client(context.log), endpoint, window, folder)
         items = read_items(fetched.manifest(endpoint, hotmart.resolved_api_url()))
-        frame = flatten(items, key=("transaction",), name=entity).root.to_storable_frame()
+        frame = flatten(items, key=("transaction",), name=entity).to_storable_frame()
         metadata = {**frame_metadata(frame), "pages": len(fetched.pages), "folder": MetadataValue.path(str(folder))}
         return Output(frame, metadata=metadata)
 

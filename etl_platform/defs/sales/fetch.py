@@ -2,9 +2,10 @@
 
 The group is not partitioned: a run pulls the sales ordered from the cursor (the end of the
 last window loaded into `sale`, kept in that materialization's metadata by Dagster) minus an
-overlap, to now. The very first run starts at `SALES_START_DATE` (default 30 days back).
-Overlapping windows fetch some sales twice; the upsert keyed by transaction loads them once,
-and updates those whose status changed (a refund within the overlap).
+overlap, to now. The very first run starts at the resource's `start_date` (`SALES_START_DATE`;
+default 30 days back).
+Overlapping windows fetch some sales twice; the diff says which of them changed since they were
+loaded (a refund within the overlap) and only those are merged again.
 """
 
 from __future__ import annotations
@@ -15,8 +16,7 @@ from datetime import date, datetime, time, timedelta, timezone
 from upath import UPath
 
 from etl_platform.defs.sales.resources import HotmartClient, SalesPage
-from etl_platform.lib import settings
-from etl_platform.lib.storage import write_bytes
+from etl_platform.lib import raw_pages
 
 DEFAULT_FIRST_DAYS = 30
 CURSOR_KEY = "sales/cursor_ms"
@@ -42,9 +42,8 @@ def parse_moment(text: str) -> datetime:
     return moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)
 
 
-def first_start(now: datetime) -> datetime:
-    """`SALES_START_DATE`, or midnight UTC 30 days before `now`."""
-    configured = settings.env("SALES_START_DATE")
+def first_start(now: datetime, configured: str | None = None) -> datetime:
+    """`configured` (an ISO date or date-time: `SALES_START_DATE`), or midnight UTC 30 days before `now`."""
     if configured:
         return parse_moment(configured)
     return datetime.combine((now - timedelta(days=DEFAULT_FIRST_DAYS)).date(), time(), tzinfo=timezone.utc)
@@ -80,13 +79,14 @@ def run_window(
     overlap: timedelta,
     start: datetime | None = None,
     end: datetime | None = None,
+    first: str | None = None,
 ) -> Window:
-    """From the cursor minus the overlap (or the first start) to `end` (default now)."""
+    """From the cursor minus the overlap (or the first start, `first_start(now, first)`) to `end` (default now)."""
     end_ms = to_ms(end or now)
     if start is not None:
         start_ms = to_ms(start)
     elif cursor_ms is None:
-        start_ms = to_ms(first_start(now))
+        start_ms = to_ms(first_start(now, first))
     else:
         start_ms = cursor_ms - int(overlap.total_seconds() * 1000)
     if start_ms > end_ms:
@@ -100,6 +100,10 @@ def run_folder_name(window: Window) -> str:
     return f"{end:%Y-%m-%d}/{end:%H%M%S}Z_{window.start_ms}_{window.end_ms}"
 
 
+# The list of records in each page Hotmart sends.
+PAGE_FIELD = "items"
+
+
 @dataclass
 class FetchedWindow:
     window: Window
@@ -110,30 +114,34 @@ class FetchedWindow:
     requests: int = 0
 
     def manifest(self, endpoint: str, source: str) -> dict:
-        return {
-            "endpoint": endpoint,
-            "source": source,
-            "window_start_ms": self.window.start_ms,
-            "window_end_ms": self.window.end_ms,
-            "cursor_before_ms": self.window.cursor_before_ms,
-            "folder": str(self.folder),
-            "pages": self.pages,
-            "records": self.records,
-            "records_by_status": self.by_status,
-        }
+        run = run_folder_name(self.window)
+        return raw_pages.manifest(
+            partition=run,
+            source=source,
+            params={"start_date": self.window.start_ms, "end_date": self.window.end_ms},
+            folder=self.folder,
+            pages=self.pages,
+            records=self.records,
+            requests=self.requests,
+            endpoint=endpoint,
+            run=run,
+            window_start_ms=self.window.start_ms,
+            window_end_ms=self.window.end_ms,
+            cursor_before_ms=self.window.cursor_before_ms,
+            records_by_status=self.by_status,
+        )
 
 
 def page_name(page: SalesPage) -> str:
-    return f"{page.status or 'ALL'}-{page.number:04d}.json"
+    return raw_pages.page_name(page.number, prefix=f"{page.status or 'ALL'}-")
 
 
 def fetch_window(client: HotmartClient, endpoint: str, window: Window, folder: UPath) -> FetchedWindow:
     """Keep every page of the window byte for byte as `folder/<status>-<n>.json`."""
+    raw_pages.clear_folder(folder)  # the same window fetched again: nothing of the earlier answer lingers
     fetched = FetchedWindow(window=window, folder=folder)
     for page in client.window_pages(endpoint, window.bounds):
-        name = page_name(page)
-        write_bytes(folder / name, page.body)
-        fetched.pages.append(name)
+        fetched.pages.append(raw_pages.write_page(folder, page_name(page), page.body))
         fetched.records += len(page.items)
         fetched.requests += 1
         key = page.status or "ALL"

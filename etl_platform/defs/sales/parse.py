@@ -34,7 +34,7 @@ NOTHING_BAD = pd.Series([], dtype=object)
 
 def flat_sales(items: Iterable[dict]) -> pd.DataFrame:
     """`sales/history` items as one flat row each: path keys joined with `_`, stable columns."""
-    return flatten(items, key=(("purchase", "transaction"),), name="sale").root.to_storable_frame()
+    return flatten(items, key=(("purchase", "transaction"),), name="sale").to_storable_frame()
 
 
 def transaction_code(item) -> str | None:

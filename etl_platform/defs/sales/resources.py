@@ -9,7 +9,8 @@ Documented behaviour (samples/hotmart_sales/SOURCES.md):
   `next_page_token` ends the listing; `start_date` / `end_date` in epoch milliseconds;
 - without `transaction_status` only APPROVED and COMPLETE sales come back, so the client asks
   once per documented status: otherwise a refund would never reach the warehouse;
-- 500 calls per minute; 429 and 5xx are retried by `lib/http.py`, honouring `Retry-After`.
+- 500 calls per minute; 429 and 5xx are retried by `lib/http.py`, honouring `Retry-After`;
+  a 401 is renewed there too, through `HotmartAuth`.
 
 Secrets travel only in headers and in the token request's query (as Hotmart documents);
 error messages never quote that URL.
@@ -27,17 +28,9 @@ from typing import Any
 
 import orjson
 import requests
-from dagster import ConfigurableResource
 from pydantic import Field
 
-from etl_platform.lib import settings
-from etl_platform.lib.http import (
-    RETRYABLE_STATUSES,
-    RETRYABLE_TRANSPORT_ERRORS,
-    HttpClient,
-    RateLimiter,
-    SourceError,
-)
+from etl_platform.lib.http import HttpClient, HttpResource, RateLimiter, SourceError
 
 SALES_API_URL = "https://developers.hotmart.com/payments/api/v1"
 SALES_AUTH_URL = "https://api-sec-vlc.hotmart.com/security/oauth/token"
@@ -48,10 +41,6 @@ TRANSACTION_STATUSES = (
     "REFUNDED", "STARTED", "UNDER_ANALISYS", "WAITING_PAYMENT",
 )  # fmt: skip
 ENDPOINTS = ("sales/history", "sales/users", "sales/commissions", "sales/price/details")
-
-
-class TokenRejected(SourceError):
-    """The API answered 401 to a bearer token (expired or revoked)."""
 
 
 class SalesPageError(SourceError):
@@ -71,131 +60,100 @@ class SalesPage:
     next_page_token: str | None
 
 
-def _raise_on_401(response: requests.Response, *args, **kwargs) -> None:
-    if response.status_code == 401:
-        raise TokenRejected(f"Hotmart: HTTP 401 from {response.request.path_url.split('?')[0]}")
+class HotmartResource(HttpResource):
+    """Hotmart sales API (bound to `SALES_API_URL`, `SALES_AUTH_URL`, `SALES_CLIENT_ID`,
+    `SALES_CLIENT_SECRET` and `SALES_START_DATE` when set)."""
 
-
-class HotmartResource(ConfigurableResource):
-    """Hotmart sales API (`SALES_API_URL`, `SALES_AUTH_URL`, `SALES_CLIENT_ID`, `SALES_CLIENT_SECRET`)."""
-
-    api_url: str | None = Field(default=None, description="API base up to /payments/api/v1; default SALES_API_URL")
-    auth_url: str | None = Field(default=None, description="full token URL; default SALES_AUTH_URL")
-    client_id: str | None = Field(default=None, description="default SALES_CLIENT_ID")
-    client_secret: str | None = Field(default=None, description="default SALES_CLIENT_SECRET")
+    api_url: str = Field(default=SALES_API_URL, description="API base up to /payments/api/v1 (SALES_API_URL)")
+    auth_url: str = Field(default=SALES_AUTH_URL, description="full token URL (SALES_AUTH_URL)")
+    client_id: str | None = Field(default=None, description="SALES_CLIENT_ID")
+    client_secret: str | None = Field(default=None, description="SALES_CLIENT_SECRET")
+    start_date: str | None = Field(
+        default=None,
+        description="ISO date or date-time the very first run starts from (SALES_START_DATE); default 30 days back",
+    )
     max_results: int = Field(default=500, ge=1, description="page size (max_results)")
     transaction_statuses: list[str] = Field(
         default=list(TRANSACTION_STATUSES),
         description="asked one at a time; empty = no filter (Hotmart then returns APPROVED and COMPLETE only)",
     )
     requests_per_minute: int = Field(default=500, ge=1, description="Hotmart allows 500 calls per minute")
-    timeout_seconds: float = 60.0
-    attempts: int = 6
-    backoff_seconds: float = 2.0
 
     def resolved_api_url(self) -> str:
-        return (self.api_url or settings.env("SALES_API_URL", SALES_API_URL)).rstrip("/")
-
-    def resolved_auth_url(self) -> str:
-        return self.auth_url or settings.env("SALES_AUTH_URL", SALES_AUTH_URL)
+        """The API base without a trailing slash."""
+        return self.api_url.rstrip("/")
 
     def has_credentials(self) -> bool:
-        client_id = self.client_id or settings.env("SALES_CLIENT_ID")
-        return bool(client_id and (self.client_secret or settings.env("SALES_CLIENT_SECRET")))
+        return bool(self.client_id and self.client_secret)
 
     def client(self, logger: logging.Logger | logging.LoggerAdapter | None = None) -> HotmartClient:
-        client_id = self.client_id or settings.env("SALES_CLIENT_ID")
-        secret = self.client_secret or settings.env("SALES_CLIENT_SECRET")
-        if not client_id or not secret:
+        if not self.client_id or not self.client_secret:
             raise SourceError("Hotmart: set SALES_CLIENT_ID and SALES_CLIENT_SECRET (or the resource's fields)")
         logger = logger or logging.getLogger(__name__)
-        http = HttpClient(
-            name="Hotmart",
-            timeout=self.timeout_seconds,
-            attempts=self.attempts,
-            backoff_seconds=self.backoff_seconds,
-            retry_statuses=RETRYABLE_STATUSES,
-            rate_limiter=RateLimiter(self.requests_per_minute, 60.0),
-            logger=logger,
+        # The token endpoint counts against the same limit, through a client of its own: no bearer
+        # header, and its query (the secret, as Hotmart documents) never quoted.
+        limiter = RateLimiter(self.requests_per_minute, 60.0)
+        token_http = self.http_client(
+            f"Hotmart token endpoint {self.auth_url.split('?')[0]}", logger, rate_limiter=limiter, secret_query=True
         )
-        http.session.hooks["response"].append(_raise_on_401)
+        auth = HotmartAuth(token_http, self.auth_url, self.client_id, self.client_secret)
         return HotmartClient(
-            http=http,
+            http=self.http_client("Hotmart", logger, rate_limiter=limiter, auth=auth),
+            auth=auth,
             api_url=self.resolved_api_url(),
-            auth_url=self.resolved_auth_url(),
-            client_id=client_id,
-            client_secret=secret,
             max_results=self.max_results,
             statuses=tuple(self.transaction_statuses),
-            logger=logger,
         )
 
 
 @dataclass
-class HotmartClient:
-    http: HttpClient
-    api_url: str
-    auth_url: str
-    client_id: str
-    client_secret: str
-    max_results: int
-    statuses: tuple[str, ...] = TRANSACTION_STATUSES
-    logger: logging.Logger | logging.LoggerAdapter = field(default_factory=lambda: logging.getLogger(__name__))
-    token_requests: int = 0
-    _token: str | None = None
-    _token_valid_until: float = 0.0
-    _lock: threading.Lock = field(default_factory=threading.Lock)
+class HotmartAuth:
+    """The client-credentials token as `HttpClient` renews it: cached until shortly before
+    `expires_in`, requested anew after a 401."""
 
-    # ---- token
+    http: HttpClient
+    url: str
+    client_id: str
+    client_secret: str = field(repr=False)
+    _token: str | None = field(default=None, repr=False)
+    _valid_until: float = 0.0
+    _lock: threading.Lock = field(default_factory=threading.Lock)
 
     def token(self) -> str:
         """The cached access token, renewed shortly before `expires_in` runs out."""
         with self._lock:
-            if self._token is None or time.monotonic() >= self._token_valid_until:
+            if self._token is None or time.monotonic() >= self._valid_until:
                 self._token, lifetime = self._request_token()
                 # Renew a minute early (a tenth of the lifetime for short-lived tokens).
-                self._token_valid_until = time.monotonic() + lifetime - min(60.0, lifetime / 10)
-                self.http.session.headers["Authorization"] = f"Bearer {self._token}"
+                self._valid_until = time.monotonic() + lifetime - min(60.0, lifetime / 10)
             return self._token
 
-    def forget_token(self) -> None:
+    # ---- TokenAuth
+
+    def headers(self) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.token()}"}
+
+    def renew(self) -> None:
         with self._lock:
             self._token = None
+
+    def refused(self, where: str) -> SourceError:
+        return SourceError(f"Hotmart: {where} refused a freshly issued token (HTTP 401)")
+
+    # ---- the token request
 
     def _request_token(self) -> tuple[str, float]:
         basic = base64.b64encode(f"{self.client_id}:{self.client_secret}".encode()).decode()
         params = {"grant_type": "client_credentials", "client_id": self.client_id, "client_secret": self.client_secret}
-        where = f"Hotmart token endpoint {self.auth_url.split('?')[0]}"
-        last = ""
-        for attempt in range(1, self.http.attempts + 1):
-            if self.http.rate_limiter is not None:
-                self.http.rate_limiter.acquire()
-            self.token_requests += 1
-            try:
-                # A session of its own: the API session's 401 hook and bearer header stay out of it.
-                # Not streamed: the body is read here, so a body cut short is retried like a reset.
-                response = requests.post(
-                    self.auth_url,
-                    params=params,
-                    headers={"Authorization": f"Basic {basic}", "Accept": "application/json"},
-                    timeout=self.http.timeout,
-                )
-            except RETRYABLE_TRANSPORT_ERRORS as error:
-                last = type(error).__name__  # its text would quote the URL, secret included
-            else:
-                if response.status_code in (400, 401, 403):
-                    raise SourceError(
-                        f"{where}: HTTP {response.status_code}: the client credentials were refused "
-                        "(check SALES_CLIENT_ID / SALES_CLIENT_SECRET)"
-                    ) from None
-                if response.status_code not in RETRYABLE_STATUSES:
-                    return self._parse_token(response, where)
-                last = f"HTTP {response.status_code}"
-            pause = min(self.http.backoff_seconds * 2 ** (attempt - 1), self.http.max_backoff_seconds)
-            if attempt < self.http.attempts:
-                self.logger.warning(f"{where}: attempt {attempt} failed ({last}); retrying in {pause:.1f} s")
-                time.sleep(pause)
-        raise SourceError(f"{where}: gave up after {self.http.attempts} attempts ({last})") from None
+        headers = {"Authorization": f"Basic {basic}"}
+        refused = frozenset({400, 401, 403})
+        response = self.http.send("POST", self.url, params=params, headers=headers, passthrough=refused)
+        if response.status_code in refused:
+            raise SourceError(
+                f"{self.http.name}: HTTP {response.status_code}: the client credentials were refused "
+                "(check SALES_CLIENT_ID / SALES_CLIENT_SECRET)"
+            )
+        return self._parse_token(response, self.http.name)
 
     @staticmethod
     def _parse_token(response: requests.Response, where: str) -> tuple[str, float]:
@@ -208,21 +166,26 @@ class HotmartClient:
             raise SourceError(f"{where}: empty access_token")
         return token, lifetime
 
-    # ---- API
+
+@dataclass
+class HotmartClient:
+    http: HttpClient
+    auth: HotmartAuth
+    api_url: str
+    max_results: int
+    statuses: tuple[str, ...] = TRANSACTION_STATUSES
+
+    @property
+    def token_requests(self) -> int:
+        """Requests sent to the token endpoint, retries included."""
+        return self.auth.http.requests_sent
+
+    def token(self) -> str:
+        return self.auth.token()
 
     def get(self, endpoint: str, params: Mapping[str, Any]) -> requests.Response:
         """GET an endpoint with the bearer token; a 401 renews the token and tries once more."""
-        url = f"{self.api_url}/{endpoint}"
-        for attempt in (1, 2):
-            self.token()
-            try:
-                return self.http.get(url, params)
-            except TokenRejected:
-                if attempt == 2:
-                    raise SourceError(f"Hotmart: {endpoint} refused a freshly issued token (HTTP 401)") from None
-                self.logger.info(f"Hotmart: token rejected by {endpoint}; requesting a new one")
-                self.forget_token()
-        raise AssertionError("unreachable")
+        return self.http.get(f"{self.api_url}/{endpoint}", params)
 
     def pages(
         self, endpoint: str, window: tuple[int, int], status: str | None = None, **filters: Any

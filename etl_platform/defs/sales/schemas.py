@@ -10,6 +10,7 @@ import pandera.pandas as pa
 from pandera.engines import pandas_engine
 from pandera.typing import Series
 
+from etl_platform.lib.changes import change_kinds
 from etl_platform.lib.schema_types import Boolean, Int64, Text, UtcTimestamp
 
 # Money as Python decimals (NUMERIC in the warehouse), never float.
@@ -79,18 +80,20 @@ class SaleModel(pa.DataFrameModel):
 
 
 KEY = "purchase_transaction"
-CHANGE_KINDS = ["new", "status_changed", "known"]
+CHANGE_KINDS = change_kinds()
 
 
 class SaleChangeModel(pa.DataFrameModel):
     """Each sale of the run against what the warehouse held before it."""
 
     purchase_transaction: Series[Text] = pa.Field(unique=True, description="the sale")
-    change: Series[Text] = pa.Field(isin=CHANGE_KINDS, description="new, status_changed, or known (same status)")
+    change: Series[Text] = pa.Field(
+        isin=CHANGE_KINDS, description="new, changed (any column loaded into `sale` differs) or unchanged"
+    )
     previous_status: Series[Text] = pa.Field(nullable=True, description="status in the warehouse before the run")
     status: Series[Text] = pa.Field(nullable=True, description="status the source reports now")
 
     class Config:
         strict = True
         coerce = False
-        description = "Status changes of the run (refunds, chargebacks...)"
+        description = "Changes of the run: new sales, refunds, chargebacks, corrections..."
