@@ -9,6 +9,8 @@ NVD_PORT ?= 8900
 STORE_PORT ?= 8901
 ECB_PORT ?= 8902
 SALES_PORT ?= 8903
+DAGSTER_PORT ?= 3000
+API_PORT ?= 8000
 
 .PHONY: setup demo test dev api nvd-standin bench clean
 
@@ -32,7 +34,7 @@ demo: setup $(DAGSTER_HOME)/dagster.yaml
 test: setup
 	$(PY) -m pytest -q
 
-## Dagster UI on http://127.0.0.1:3000 with every API stand-in on loopback.
+## Dagster UI on http://127.0.0.1:$(DAGSTER_PORT) (default 3000) with every API stand-in on loopback.
 dev: setup $(DAGSTER_HOME)/dagster.yaml
 	$(PY) -m etl_platform.devservers nvd --port $(NVD_PORT) & pids=$$!; \
 	$(PY) -m etl_platform.devservers fake-store --port $(STORE_PORT) --assign-category Shoes=162,163,166,169,170 & pids="$$pids $$!"; \
@@ -46,11 +48,15 @@ dev: setup $(DAGSTER_HOME)/dagster.yaml
 	SALES_API_URL=http://127.0.0.1:$(SALES_PORT)/payments/api/v1 \
 	SALES_AUTH_URL=http://127.0.0.1:$(SALES_PORT)/security/oauth/token \
 	SALES_CLIENT_ID=standin-client SALES_CLIENT_SECRET=standin-secret SALES_START_DATE=2021-01-01 \
-	$(VENV)/bin/dagster dev -w workspace.yaml
+	$(VENV)/bin/dagster dev -w workspace.yaml --host 127.0.0.1 --port $(DAGSTER_PORT)
 
-## The REST API on http://127.0.0.1:8000 (OpenAPI at /docs).
+## The REST API on http://127.0.0.1:$(API_PORT) (default 8000; OpenAPI at /docs). Writes need ETL_API_TOKEN.
 api: setup
-	$(VENV)/bin/uvicorn etl_platform.api:app --port 8000
+	@if [ -z "$$ETL_API_TOKEN" ]; then \
+	  echo "ETL_API_TOKEN is not set: writes are disabled (POST answers 401); reads work."; \
+	  echo "  To enable them: ETL_API_TOKEN=<token> make api, then send 'Authorization: Bearer <token>'."; \
+	else echo "Writes enabled: POST with 'Authorization: Bearer \$$ETL_API_TOKEN'."; fi
+	$(VENV)/bin/uvicorn etl_platform.api:app --host 127.0.0.1 --port $(API_PORT)
 
 bench: setup
 	$(PY) -m pip install --quiet -e ".[test,bench]"

@@ -98,7 +98,7 @@ def cve_daily_job():
     reconstructs it: importable, no arguments."""
     from etl_platform.definitions import defs
 
-    return defs.get_job_def("cve_daily")
+    return defs.resolve_job_def("cve_daily")
 
 
 def main() -> int:

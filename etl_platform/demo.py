@@ -5,17 +5,23 @@ into local files and the SQLite warehouse under `ETL_HOME`:
 - `cve_daily`: one day of NVD CVEs (the main job);
 - `commerce_daily`: the store's "Shoes" priced at the ECB rate of a TARGET holiday, so the
   rate of the business day before it is used;
-- `sales_history`: the recorded Hotmart sales, flattened and upserted.
-Runs are recorded in `DAGSTER_HOME`, so `dagster dev` shows them afterwards.
+- `sales_history`: the recorded Hotmart sales, flattened and upserted;
+- `hr_migration`: the HR challenge CSVs dropped in the landing place, loaded and reported on.
+Runs are recorded in `DAGSTER_HOME`, so `dagster dev` shows them afterwards. At the end every
+SQLite database's write-ahead log is checkpointed, so each `.db` file holds the data by itself.
 """
 
 from __future__ import annotations
 
 import argparse
 import os
+import shutil
+import sqlite3
 import sys
 from collections.abc import Callable, Iterator
-from contextlib import ExitStack, contextmanager
+from contextlib import ExitStack, closing, contextmanager
+from importlib.resources import files
+from pathlib import Path
 
 import sqlalchemy as sa
 
@@ -27,6 +33,7 @@ COMMERCE_DAY = "2024-12-25"  # a TARGET holiday: priced at the rate of 2024-12-2
 # Recorded products filed under "Shoes" for the demo (the recording has none in that category).
 SHOES = [162, 163, 166, 169, 170]
 SALES_START = "2021-01-01"  # the recorded sales are from 2021 and 2024
+HR_SAMPLES = files("etl_platform") / "samples" / "hr_challenge"
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -47,10 +54,12 @@ def main(argv: list[str] | None = None) -> int:
     def run(job: str, partition: str | None = None) -> bool:
         print(f"\n== {job}" + (f", partition {partition}" if partition else "") + " ...")
         # Built afresh: each step points the environment at its stand-ins first.
-        result = build_definitions().get_job_def(job).execute_in_process(
+        result = build_definitions().resolve_job_def(job).execute_in_process(
             partition_key=partition,
             instance=instance,
-            run_config={"loggers": {"console": {"config": {"log_level": "WARNING"}}}},
+            # Errors only: the demo prints what it loaded, and the framework's warnings here are
+            # expected (e.g. a first commerce day has no day before it to diff against).
+            run_config={"loggers": {"console": {"config": {"log_level": "ERROR"}}}},
             raise_on_error=False,
         )
         if not result.success:
@@ -64,18 +73,24 @@ def main(argv: list[str] | None = None) -> int:
         steps += [
             (_commerce_sources, lambda: run("commerce_daily", args.commerce_day), _show_commerce),
             (_sales_source, lambda: run("sales_history"), _show_sales),
+            (_hr_landing, lambda: run("hr_migration"), _show_hr),
         ]
-    for sources, execute, show in steps:
-        with sources():
-            if not execute():
-                return 1
-        show()
+    try:
+        for sources, execute, show in steps:
+            with sources():
+                if not execute():
+                    return 1
+            show()
+    finally:
+        instance.dispose()
+        _checkpoint_sqlite()
 
     print(f"\nWarehouse {settings.warehouse_url()}; files under {storage_root()}")
     print(
         "Next:\n"
-        "  make dev    # Dagster UI on http://127.0.0.1:3000 (these runs are in its history)\n"
-        "  make api    # REST API on http://127.0.0.1:8000/docs, e.g. /api/v1/cves?severity=HIGH\n"
+        "  make dev    # Dagster UI on http://127.0.0.1:3000 (these runs are in its history; DAGSTER_PORT=...)\n"
+        "  make api    # REST API on http://127.0.0.1:8000/docs, e.g. /api/v1/cves?severity=HIGH (API_PORT=...;\n"
+        "              # writes need ETL_API_TOKEN=<token>)\n"
     )
     return 0
 
@@ -127,6 +142,40 @@ def _sales_source() -> Iterator[None]:
         yield
 
 
+@contextmanager
+def _hr_landing() -> Iterator[None]:
+    """The shipped HR challenge CSVs dropped in the default landing place (a landing place the
+    user set with `HR_LANDING_URL` is loaded as it is)."""
+    from etl_platform.defs.hr.resources import LANDING_FILES
+
+    if settings.env("HR_LANDING_URL"):
+        print(f"HR landing place {os.environ['HR_LANDING_URL']} (HR_LANDING_URL; loaded as it is)")
+    else:
+        landing = settings.etl_home() / "landing" / "hr"  # the hr_landing resource's default
+        landing.mkdir(parents=True, exist_ok=True)
+        for name in LANDING_FILES:
+            with (HR_SAMPLES / name).open("rb") as sample, open(landing / name, "wb") as dropped:
+                shutil.copyfileobj(sample, dropped)
+        print(f"HR samples dropped in {landing}")
+    yield
+
+
+def _checkpoint_sqlite() -> None:
+    """Move each SQLite database's write-ahead log into its `.db` file (the warehouse and the
+    instance's storage), so that a copy of the file alone holds the data."""
+    databases = [Path(p) for p in Path(os.environ["DAGSTER_HOME"]).rglob("*.db")]
+    url = sa.make_url(settings.warehouse_url())
+    if url.get_backend_name() == "sqlite" and url.database and url.database != ":memory:":
+        from etl_platform.lib.warehouse import dispose_engines
+
+        dispose_engines()
+        databases.append(Path(url.database))
+    for database in databases:
+        if database.is_file():
+            with closing(sqlite3.connect(database, timeout=60)) as connection:
+                connection.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+
+
 def _query(statement: str) -> list[sa.Row]:
     from etl_platform.lib.warehouse import engine_for
 
@@ -147,6 +196,10 @@ def _show_commerce() -> None:
     _counts("fx_rate", "product", "product_price_history")
     for row in _query("select id, title, price_usd, price_eur, rate_date from product order by id limit 5"):
         print(f"  product {row.id}: {row.title[:30]:<30} USD {float(row.price_usd):8.2f}  EUR {float(row.price_eur):8.2f}  rate of {row.rate_date}")
+
+
+def _show_hr() -> None:
+    _counts("departments", "jobs", "hired_employees", "ingest_rejections")
 
 
 def _show_sales() -> None:

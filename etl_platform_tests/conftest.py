@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 import socket
 import uuid
+from contextlib import contextmanager
 from collections.abc import Iterator
 
 import pytest
@@ -26,19 +27,27 @@ def _free_port() -> int:
         return sock.getsockname()[1]
 
 
-@pytest.fixture
-def postgres_url() -> Iterator[str]:
-    """URL of a new, empty Postgres database, dropped when the test ends."""
-    name = f"etl_test_{uuid.uuid4().hex[:12]}"
+@contextmanager
+def new_database(prefix: str = "etl_test") -> Iterator[sa.URL]:
+    """A new, empty Postgres database (its URL), dropped on leaving."""
+    name = f"{prefix}_{uuid.uuid4().hex[:12]}"
     admin = sa.create_engine(PG_ADMIN_URL, isolation_level="AUTOCOMMIT")
     with admin.connect() as connection:
         connection.execute(sa.text(f'CREATE DATABASE "{name}"'))
-    url = sa.make_url(PG_ADMIN_URL).set(database=name).render_as_string(hide_password=False)
-    yield url
-    warehouse_lib.dispose_engines()
-    with admin.connect() as connection:
-        connection.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-    admin.dispose()
+    try:
+        yield sa.make_url(PG_ADMIN_URL).set(database=name)
+    finally:
+        warehouse_lib.dispose_engines()
+        with admin.connect() as connection:
+            connection.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()
+
+
+@pytest.fixture
+def postgres_url() -> Iterator[str]:
+    """URL of a new, empty Postgres database, dropped when the test ends."""
+    with new_database() as url:
+        yield url.render_as_string(hide_password=False)
 
 
 @pytest.fixture

@@ -12,6 +12,7 @@ from pydantic import BaseModel, Field
 
 from etl_platform.api import cves, quarantine, reports, tables
 from etl_platform.api.deps import Engine
+from etl_platform.api.docs import add_offline_docs
 from etl_platform.defs.cve import tables as cve_tables
 from etl_platform.defs.hr import tables as hr_tables
 from etl_platform.lib import quarantine as quarantine_tables
@@ -48,7 +49,10 @@ def create_app(warehouse_url: str | None = None) -> FastAPI:
         description="Read access to the warehouse built by the etl-platform Dagster pipelines "
         "(and to the records their checks quarantined), and batch ingestion into the HR tables.",
         lifespan=lifespan,
+        docs_url=None,  # served offline below
+        redoc_url=None,
     )
+    add_offline_docs(app)
     app.include_router(cves.router, prefix="/api/v1")
     app.include_router(tables.router, prefix="/api/v1")
     app.include_router(reports.router, prefix="/api/v1")

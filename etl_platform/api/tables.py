@@ -45,6 +45,7 @@ from etl_platform.lib.warehouse import is_postgres
 router = APIRouter(tags=["tables"])
 
 TOKEN_VARIABLE = "ETL_API_TOKEN"
+WRITES_DISABLED = f"writes are disabled: {TOKEN_VARIABLE} is not set on the server"
 MAX_ROWS = 1000
 MAX_BODY_BYTES = 16 * 1024 * 1024
 SOURCE = "api"
@@ -105,7 +106,9 @@ async def require_token(  # async: no thread hop for a comparison
     """401 unless the bearer token equals `ETL_API_TOKEN` (read per request; unset: refuse all)."""
     expected = settings.api_token()
     given = credentials.credentials if credentials else None
-    if not expected or not given or not hmac.compare_digest(given.encode(), expected.encode()):
+    if not expected:  # told apart from a wrong token: the operator, not the client, must act
+        raise HTTPException(401, detail=WRITES_DISABLED, headers={"WWW-Authenticate": "Bearer"})
+    if not given or not hmac.compare_digest(given.encode(), expected.encode()):
         raise HTTPException(
             401, detail="missing or invalid bearer token", headers={"WWW-Authenticate": "Bearer"}
         )

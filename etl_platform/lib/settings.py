@@ -61,3 +61,8 @@ def api_token() -> str | None:
 def alert_webhook_url() -> str | None:
     """Where alerts are POSTed (`ETL_ALERT_WEBHOOK_URL`); None: alerts are only logged."""
     return env("ETL_ALERT_WEBHOOK_URL")
+
+
+def ui_base_url() -> str:
+    """Base of the Dagster UI that alerts link into (`ETL_UI_BASE_URL`, default `http://127.0.0.1:3000`)."""
+    return (env("ETL_UI_BASE_URL") or "http://127.0.0.1:3000").rstrip("/")

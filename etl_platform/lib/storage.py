@@ -66,16 +66,24 @@ def write_bytes(path: UPath, data: bytes) -> None:
         handle.write(data)
 
 
-def table_schema_of(frame: pd.DataFrame) -> TableSchema:
-    """Dagster column schema of a DataFrame, shown in the UI beside every materialization."""
-    return TableSchema(columns=[TableColumn(name=str(c), type=str(t)) for c, t in frame.dtypes.items()])
+def table_schema_of(frame: pd.DataFrame, described: TableSchema | None = None) -> TableSchema:
+    """Dagster column schema of a DataFrame, shown in the UI beside every materialization; each
+    column keeps its description from `described` (the asset's declared schema) when it has one."""
+    descriptions = {c.name: c.description for c in described.columns} if described else {}
+    return TableSchema(
+        columns=[
+            TableColumn(name=str(c), type=str(t), description=descriptions.get(str(c)))
+            for c, t in frame.dtypes.items()
+        ]
+    )
 
 
-def frame_metadata(frame: pd.DataFrame) -> dict[str, Any]:
-    """Row count, column schema and a small preview: the metadata every table output carries."""
+def frame_metadata(frame: pd.DataFrame, described: TableSchema | None = None) -> dict[str, Any]:
+    """Row count, column schema (described as `described` says) and a small preview: the metadata
+    every table output carries."""
     metadata: dict[str, Any] = {
         "dagster/row_count": len(frame),
-        "dagster/column_schema": table_schema_of(frame),
+        "dagster/column_schema": table_schema_of(frame, described),
     }
     if len(frame):
         metadata["preview"] = MetadataValue.md(frame.head(PREVIEW_ROWS).to_markdown(index=False))
@@ -122,7 +130,9 @@ class ParquetIOManager(UPathIOManager):
         return frame
 
     def get_metadata(self, context: OutputContext, obj: pd.DataFrame) -> dict[str, Any]:
-        return frame_metadata(obj)
+        # The asset's declared column schema (e.g. from its Pandera model) describes the stored columns.
+        declared = (context.definition_metadata or {}).get("dagster/column_schema")
+        return frame_metadata(obj, getattr(declared, "schema", declared))
 
 
 class JsonIOManagerFactory(ConfigurableIOManagerFactory):

@@ -1,13 +1,21 @@
-"""Warehouse tables as Dagster assets: the spec of a table asset and the column schema the UI shows."""
+"""Warehouse tables as Dagster assets: the spec of a table asset, the column schema the UI shows and
+the table's state (total rows, a preview) each load reports."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
+import pandas as pd
+import pandera.pandas as pa
 import sqlalchemy as sa
-from dagster import AssetDep, AssetKey, AssetSpec, TableColumn, TableSchema
+from dagster import AssetDep, AssetKey, AssetSpec, MetadataValue, TableColumn, TableSchema
 
 from etl_platform.lib import settings
+from etl_platform.lib.storage import PREVIEW_ROWS
+
+# Long text (descriptions, raw JSON) cut to this in the preview: the rows stay readable in the UI.
+PREVIEW_CELL_CHARS = 60
 
 
 def table_kinds(*kinds: str) -> set[str]:
@@ -21,6 +29,17 @@ def column_schema(table: sa.Table) -> TableSchema:
     return TableSchema(
         columns=[TableColumn(c.name, str(c.type), description=c.comment or "") for c in table.columns]
     )
+
+
+def model_metadata(model: type[pa.DataFrameModel]) -> dict:
+    """Definition metadata of a layer checked against a Pandera model: its columns, each with the
+    field's description (the Parquet IO manager carries them onto every materialization)."""
+    columns = model.to_schema().columns
+    return {
+        "dagster/column_schema": TableSchema(
+            columns=[TableColumn(name, str(c.dtype), description=c.description or "") for name, c in columns.items()]
+        )
+    }
 
 
 def table_metadata(table: sa.Table) -> dict:
@@ -40,3 +59,22 @@ def table_spec(
         description=description,
         metadata=table_metadata(table),
     )
+
+
+def table_state_metadata(connection: sa.Connection, table: sa.Table) -> dict[str, Any]:
+    """The whole table as a load leaves it: its total row count (`dagster/row_count`, not the run's
+    rows) and a `preview` of its last rows by primary key, for the asset page."""
+    count = connection.execute(sa.select(sa.func.count()).select_from(table)).scalar_one()
+    metadata: dict[str, Any] = {"dagster/row_count": count}
+    order = [column.desc() for column in table.primary_key.columns]
+    rows = connection.execute(sa.select(table).order_by(*order).limit(PREVIEW_ROWS))
+    frame = pd.DataFrame(rows.all(), columns=list(rows.keys()))
+    if len(frame):
+        metadata["preview"] = MetadataValue.md(frame.map(preview_cell).to_markdown(index=False))
+    return metadata
+
+
+def preview_cell(value: Any) -> str:
+    """A value as one markdown table cell: on one line, no column separator, cut when long."""
+    text = "" if value is None else " ".join(str(value).split()).replace("|", "\\|")
+    return text if len(text) <= PREVIEW_CELL_CHARS else text[: PREVIEW_CELL_CHARS - 1] + "…"

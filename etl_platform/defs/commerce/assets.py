@@ -67,7 +67,13 @@ from etl_platform.lib.frame_checks import SCHEMA_CHECK, schema_check, schema_che
 from etl_platform.lib.quarantine import Gate, QuarantineResource, Verdict
 from etl_platform.lib.raw_pages import clear_folder, page_name, raw_asset, raw_folder, read_pages, write_page
 from etl_platform.lib.storage import StorageResource, frame_metadata
-from etl_platform.lib.table_assets import table_kinds, table_metadata, table_spec
+from etl_platform.lib.table_assets import (
+    model_metadata,
+    table_kinds,
+    table_metadata,
+    table_spec,
+    table_state_metadata,
+)
 from etl_platform.lib.typed_frames import typed_frame, typed_frame_and_failures
 from etl_platform.lib.upsert import merge
 from etl_platform.lib.warehouse import WarehouseResource
@@ -85,6 +91,7 @@ def clean_asset(key: AssetKey, raw: AssetKey, model, description: str):
         io_manager_key="parquet_io_manager",
         kinds={"pandas", "parquet"},
         check_specs=[schema_check_spec(key, model)],
+        metadata=model_metadata(model),
         description=f"{model.__doc__} {description}",
     )
 
@@ -190,12 +197,15 @@ def fx_rate_table(
 ) -> MaterializeResult:
     with warehouse.begin() as connection:
         result = merge(connection, tables.fx_rate, rates)
+    with warehouse.begin() as connection:
+        state = table_state_metadata(connection, tables.fx_rate)
     return MaterializeResult(
         metadata={
             "inserted": result.inserted,
             "updated": result.updated,
             "rates_in_window": len(rates),
             **result.path_metadata(),
+            **state,
         }
     )
 
@@ -349,7 +359,7 @@ def usd_per_eur(context, rates: pd.DataFrame, warehouse: WarehouseResource, day:
     io_manager_key="parquet_io_manager",
     kinds={"pandas", "parquet"},
     check_specs=[schema_check_spec(DIFF, ProductChangeModel)],
-    metadata={"reads_warehouse_tables": "product, fx_rate"},
+    metadata={"reads_warehouse_tables": "product, fx_rate", **model_metadata(ProductChangeModel)},
     description=(
         "Each product of the day priced in EUR at the day's rate (or the last one published before "
         "it, whose date is kept), against the day before: new, changed, unchanged, removed, or "
@@ -483,7 +493,11 @@ def product_tables(context: AssetExecutionContext, diff: pd.DataFrame, warehouse
                 },
                 "product_price_history": {k.split("/", 1)[1]: v for k, v in history.as_metadata().items()},
             }
-    # Reported once the transaction is committed.
+    # Reported once the transaction is committed, with each table as it now stands.
+    with warehouse.begin() as connection:
+        results = {
+            name: {**done, **table_state_metadata(connection, getattr(tables, name))} for name, done in results.items()
+        }
     for name, metadata in results.items():
         yield MaterializeResult(asset_key=TABLES[name], metadata=metadata)
     with warehouse.begin() as connection:

@@ -48,7 +48,7 @@ from etl_platform.lib.storage import StorageResource, frame_metadata
 from etl_platform.lib import quarantine
 from etl_platform.lib.quarantine import Gate, QuarantineResource, Verdict
 from etl_platform.lib.raw_pages import items_at, page_items, raw_asset, raw_folder
-from etl_platform.lib.table_assets import table_spec
+from etl_platform.lib.table_assets import model_metadata, table_spec, table_state_metadata
 from etl_platform.lib.typed_frames import typed_frame, typed_frame_and_failures
 from etl_platform.lib.upsert import merge
 from etl_platform.lib.warehouse import WarehouseResource
@@ -174,6 +174,7 @@ def rejected_record(manifest: dict, record: int) -> tuple[str, dict]:
             key=key,
             io_manager_key="parquet_io_manager",
             kinds={"pandas", "parquet"},
+            metadata=model_metadata(CLEAN_MODELS[name]),
             description=f"{CLEAN_MODELS[name].__doc__} Typed, checked against {CLEAN_MODELS[name].__name__}.",
         )
         for name, key in CLEAN.items()
@@ -229,7 +230,7 @@ def clean_cves(
     io_manager_key="parquet_io_manager",
     kinds={"pandas", "parquet"},
     check_specs=[schema_check_spec(DIFF, CveDiffModel)],
-    metadata={"reads_warehouse_tables": "cve, cve_change"},
+    metadata={"reads_warehouse_tables": "cve, cve_change", **model_metadata(CveDiffModel)},
     description=(
         "Each CVE of the day against the version the warehouse knew before: new, changed, "
         "unchanged (this version is already loaded) or superseded (a newer one is). Reads the "
@@ -299,6 +300,9 @@ def cve_tables(
         )
         changes = merge(connection, tables.cve_change, change_rows(diff, day))
     context.log.info(f"{context.partition_key}: {result}; {changes}")
+    with warehouse.begin() as connection:
+        loaded = (tables.cve, *tables.CHILD_TABLES, tables.cve_change)
+        state = {table.name: table_state_metadata(connection, table) for table in loaded}
     yield MaterializeResult(
         asset_key=TABLES["cve"],
         metadata={
@@ -309,16 +313,26 @@ def cve_tables(
             "replayed_from_quarantine": replayed,
             "warehouse": warehouse.redacted_url(),
             **result.path_metadata(),
+            **state["cve"],
         },
     )
     for table in tables.CHILD_TABLES:
         yield MaterializeResult(
             asset_key=TABLES[table.name],
-            metadata={"rows_replaced": result.children[table.name], **result.path_metadata(table.name)},
+            metadata={
+                "rows_replaced": result.children[table.name],
+                **result.path_metadata(table.name),
+                **state[table.name],
+            },
         )
     yield MaterializeResult(
         asset_key=TABLES["cve_change"],
-        metadata={"inserted": changes.inserted, "updated": changes.updated, **changes.path_metadata()},
+        metadata={
+            "inserted": changes.inserted,
+            "updated": changes.updated,
+            **changes.path_metadata(),
+            **state["cve_change"],
+        },
     )
     with warehouse.begin() as connection:
         for table in tables.CHILD_TABLES:

@@ -51,7 +51,7 @@ from etl_platform.defs.hr.resources import LANDING_FILES, HrLandingResource
 from etl_platform.defs.hr.rules import references
 from etl_platform.lib.settings import warehouse_kind
 from etl_platform.lib.storage import StorageResource, write_bytes
-from etl_platform.lib.table_assets import table_kinds
+from etl_platform.lib.table_assets import table_kinds, table_state_metadata
 from etl_platform.lib.warehouse import WarehouseResource
 from etl_platform.lib.writes import replace
 
@@ -146,10 +146,9 @@ def hr_tables(
             # Nothing new for this table: it is reported as it stands, so that the reports
             # downstream still run (a skipped table would skip them).
             context.log.info(f"{file}: not loaded in this run, {table.name} unchanged")
-            yield MaterializeResult(
-                asset_key=key,
-                metadata={"source": "none", "rows_read": 0, "dagster/row_count": table_count(warehouse, table)},
-            )
+            with warehouse.begin() as connection:
+                state = table_state_metadata(connection, table)
+            yield MaterializeResult(asset_key=key, metadata={"source": "none", "rows_read": 0, **state})
             continue
         data = landed[file].path.read_bytes()
         kept = raw_path(storage_base, landed[file], data)

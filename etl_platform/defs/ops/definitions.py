@@ -11,12 +11,12 @@ from etl_platform.defs.ops.schedules import (
     raw_retention_job,
     raw_retention_schedule,
 )
-from etl_platform.defs.ops.sensors import alert_on_failed_check, alert_on_run_failure
+from etl_platform.defs.ops.sensors import alert_router
 
 defs = Definitions(
     assets=load_assets_from_modules([assets]),
     asset_checks=load_asset_checks_from_modules([checks]),
     jobs=[raw_retention_job, hr_backup_job, hr_restore, replay_quarantine_job],
     schedules=[raw_retention_schedule, hr_backup_schedule],
-    sensors=[alert_on_run_failure, alert_on_failed_check],
+    sensors=[alert_router],
 )

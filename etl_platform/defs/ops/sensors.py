@@ -1,68 +1,35 @@
-"""Alerting sensors of the `ops` group: failed runs and failed asset checks reach people."""
+"""The alert router of the `ops` group: one sensor for everything that should reach people."""
 
-from dagster import (
-    DagsterEventType,
-    DefaultSensorStatus,
-    EventRecordsFilter,
-    RunFailureSensorContext,
-    SensorEvaluationContext,
-    SkipReason,
-    run_failure_sensor,
-    sensor,
-)
+import time
 
-from etl_platform.lib.alerts import send_alert
+from dagster import DefaultSensorStatus, SensorEvaluationContext, SkipReason, sensor
 
-MAX_EVENTS_PER_TICK = 100
+from etl_platform.defs.ops.alerting import route_runs, route_ticks
+from etl_platform.lib.alerts import AlertBook
 
-
-@run_failure_sensor(
-    name="alert_on_run_failure",
-    default_status=DefaultSensorStatus.RUNNING,
-    description="POSTs an alert to ETL_ALERT_WEBHOOK_URL for every failed run of this code location.",
-)
-def alert_on_run_failure(context: RunFailureSensorContext) -> None:
-    run = context.dagster_run
-    partition = run.tags.get("dagster/partition")
-    steps = ", ".join(event.step_key for event in context.get_step_failure_events() if event.step_key)
-    send_alert(
-        f"Run {run.run_id[:8]} of job {run.job_name}"
-        + (f" (partition {partition})" if partition else "")
-        + f" failed{f' in {steps}' if steps else ''}: {context.failure_event.message}",
-        context.log,
-    )
+ALERT_ROUTER = "alert_router"
 
 
 @sensor(
-    name="alert_on_failed_check",
+    name=ALERT_ROUTER,
     default_status=DefaultSensorStatus.RUNNING,
-    minimum_interval_seconds=60,
-    description="POSTs an alert to ETL_ALERT_WEBHOOK_URL for every asset check evaluation that failed.",
+    minimum_interval_seconds=30,
+    description=(
+        "Alerts ETL_ALERT_WEBHOOK_URL when a check (ERROR) or freshness check fails, an asset fails to"
+        " materialize, a run fails after its retries, a schedule or sensor tick fails, and when each"
+        " passes again; WARN results go into a daily digest. State and outbox live in the cursor."
+    ),
 )
-def alert_on_failed_check(context: SensorEvaluationContext):
-    after = int(context.cursor) if context.cursor else None
-    records = context.instance.get_event_records(
-        EventRecordsFilter(event_type=DagsterEventType.ASSET_CHECK_EVALUATION, after_cursor=after),
-        limit=MAX_EVENTS_PER_TICK,
-        ascending=True,
+def alert_router(context: SensorEvaluationContext):
+    book = AlertBook.from_json(context.cursor)
+    now = time.time()
+    runs = route_runs(context.instance, book, now)
+    ticks = route_ticks(context.instance, book, now, skip=[ALERT_ROUTER])
+    book.roll_digest(now)
+    book.forget_stale(now)
+    delivered, pending = book.deliver_pending(context.log)
+    context.update_cursor(book.to_json())
+    return SkipReason(
+        f"{runs} run(s) and {ticks} tick(s) read; {delivered} alert(s) delivered, {pending} pending;"
+        f" {len(book.failing)} subject(s) failing"
     )
-    if not records:
-        return SkipReason("no new asset check evaluations")
-    evaluations = [record.event_log_entry.dagster_event.event_specific_data for record in records]
-    failed = [evaluation for evaluation in evaluations if not evaluation.passed]
-    for evaluation in failed:
-        send_alert(check_failure_text(evaluation), context.log)
-    context.update_cursor(str(records[-1].storage_id))
-    return SkipReason(f"{len(records)} evaluation(s) seen, {len(failed)} failed and alerted")
-
-
-def check_failure_text(evaluation) -> str:
-    """One line naming the check, asset, partition and the short metadata values."""
-    where = f"{evaluation.asset_key.to_user_string()}" + (f" [{evaluation.partition}]" if evaluation.partition else "")
-    facts = ", ".join(
-        f"{name}={value.value}"
-        for name, value in evaluation.metadata.items()
-        if isinstance(value.value, (int, float, str)) and len(str(value.value)) <= 80
-    )
-    text = f"Check {evaluation.check_name} on {where} failed ({evaluation.severity.value})"
-    return text + (f": {facts}" if facts else "")

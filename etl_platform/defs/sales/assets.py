@@ -75,7 +75,13 @@ from etl_platform.lib.frame_checks import (
 from etl_platform.lib.quarantine import Gate, QuarantineResource
 from etl_platform.lib.raw_pages import items_at, page_items, raw_asset, raw_folder
 from etl_platform.lib.storage import StorageResource, frame_metadata, write_bytes
-from etl_platform.lib.table_assets import column_schema, table_kinds, table_metadata
+from etl_platform.lib.table_assets import (
+    column_schema,
+    model_metadata,
+    table_kinds,
+    table_metadata,
+    table_state_metadata,
+)
 from etl_platform.lib.upsert import merge
 from etl_platform.lib.warehouse import WarehouseResource
 
@@ -220,6 +226,7 @@ def flat_sales_files(context: AssetExecutionContext, config: FlatFilesConfig, ra
         schema_check_spec(CLEAN_SALES, SaleModel),
         AssetCheckSpec(UNIQUE_KEY_CHECK, asset=CLEAN_SALES, blocking=True, description="one row per transaction"),
     ],
+    metadata=model_metadata(SaleModel),
     description=(
         f"{SaleModel.__doc__} Typed: epoch ms -> UTC timestamps, money as decimals, integers and "
         "booleans as such; fields the model does not declare are kept, typed from their values. "
@@ -273,7 +280,7 @@ def rejected_sale(raw: dict, typed: TypedSales, positions: Collection[int]) -> C
     io_manager_key="parquet_io_manager",
     kinds={"parquet", "pandas"},
     check_specs=[schema_check_spec(DIFF_SALES, SaleChangeModel)],
-    metadata={"reads_warehouse_tables": "sale"},
+    metadata={"reads_warehouse_tables": "sale", **model_metadata(SaleChangeModel)},
     description=(
         "Each sale of the run against the warehouse before it: new, changed (any column loaded into "
         "`sale` differs: a refund, a chargeback, an approval, a correction, a field the source "
@@ -335,7 +342,7 @@ def sale_table(
         result = merge(connection, tables.sale, arrow_decimals(loading), evolve_schema=True)
         current = sa.Table("sale", sa.MetaData(), autoload_with=connection)
         check = loaded_check(connection, current, sales, fetched, window.interval)
-        total = connection.execute(sa.select(sa.func.count()).select_from(current)).scalar_one()
+        state = table_state_metadata(connection, current)
     context.log.info(f"sale: {result}; {skipped} skipped as unchanged; {replayed} replayed from quarantine")
     cursor = max(raw["window_end_ms"], raw.get("cursor_before_ms") or 0)
     yield MaterializeResult(
@@ -351,7 +358,7 @@ def sale_table(
             "window_start": from_ms(raw["window_start_ms"]).isoformat(),
             "window_end": from_ms(raw["window_end_ms"]).isoformat(),
             CURSOR_KEY: cursor,
-            "dagster/row_count": total,
+            **state,
             "dagster/column_schema": column_schema(current),
             "warehouse": warehouse.redacted_url(),
             **result.path_metadata(),

@@ -26,14 +26,27 @@ IN_FLIGHT = [
     DagsterRunStatus.STARTED,
 ]
 
+# The deployed instance's run queue (deploy/dagster.yaml) lets one run with this tag go at a time.
+CONCURRENCY_TAG, CONCURRENCY_GROUP = "etl/concurrency_group", "sales"
+
 sales_job = define_asset_job(
     JOB_NAME,
     selection=AssetSelection.assets(*CORE_ASSETS),
+    tags={CONCURRENCY_TAG: CONCURRENCY_GROUP},
     description=(
         "Hotmart sales from the cursor (minus the overlap) to now: raw pages, flattened files, typed "
         "layer, upsert into `sale`. The other sales endpoints (group sales_extra) are not part of it."
     ),
 )
+
+
+def queue_serialises_sales(instance: DagsterInstance) -> bool:
+    """The instance's run queue holds sales runs to one at a time (the deployed profile)."""
+    queue = instance.get_concurrency_config().run_queue_config
+    return queue is not None and any(
+        limit.get("key") == CONCURRENCY_TAG and limit.get("value") == CONCURRENCY_GROUP and limit.get("limit") == 1
+        for limit in queue.tag_concurrency_limits or []
+    )
 
 
 def run_in_flight(instance: DagsterInstance) -> bool:
@@ -45,7 +58,8 @@ def next_run(instance: DagsterInstance, hotmart: HotmartResource) -> RunRequest 
     """What the schedule or the sensor asks for now."""
     if not hotmart.has_credentials():
         return SkipReason("SALES_CLIENT_ID / SALES_CLIENT_SECRET are not set")
-    if run_in_flight(instance):
+    # Where the queue serialises sales runs, a queued run starts from the cursor its predecessor left.
+    if not queue_serialises_sales(instance) and run_in_flight(instance):
         return SkipReason("a sales_history run is still in flight; it will move the cursor")
     cursor = last_cursor(instance)
     return RunRequest(tags={CURSOR_KEY: str(cursor) if cursor is not None else "first run"})
